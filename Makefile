@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine:
+#   make fit    fit PandA on the bundled face generator (TensorBoard logs, checkpoint, parts.png)
+#   make test   run the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# No GPU: the CPU build (torch==2.13.0 lies on this machine's disk), never a multi-GB CUDA build.
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.1' || echo 'torch==2.13.0')
+
+.PHONY: setup fit test test-fast benchmark tensorboard clean
+
+setup: $(VENV)/.installed
+
+# --system-site-packages: a torch already installed is used as it is, and no other is fetched.
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install '$(TORCH_SPEC)'
+	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install --no-deps gan-face-generate==1.1.1
+	touch $@
+
+fit: setup
+	$(BIN)/panda fit --config configs/dcgan_faces.yaml
+
+test: setup
+	$(BIN)/python -m pytest -ra
+
+test-fast: setup
+	$(BIN)/python -m pytest -ra -m 'not slow'
+
+benchmark: setup
+	$(BIN)/python benchmarks/gradients.py
+
+tensorboard: setup
+	$(BIN)/tensorboard --logdir runs
+
+clean:
+	rm -rf $(VENV) runs lightning_logs *.egg-info

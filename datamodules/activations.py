@@ -1,0 +1,144 @@
+"""Stream activations of a frozen generator at one layer, batch after batch, without end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from datamodules.latent_stream import (
+    INITIALISATION_STREAM,
+    TRAIN_STREAM,
+    LatentSampler,
+    PREVIEW_STREAM,
+    LatentStream,
+    latents_for,
+)
+from panda_lightning.generators import GaussianLatents
+from panda_lightning.layers import activations_at, resolve_layer
+
+
+class GeneratorActivations(L.LightningDataModule):
+    """Latents -> frozen generator -> activations ``Z: (N, C, H, W)`` at ``layer``.
+
+    Only latents travel through the DataLoader; the generator runs on the training device in
+    :meth:`on_after_batch_transfer`, stopped at ``layer`` (the layers after it never run).
+    Memory is one batch, whatever the number of steps.
+
+    Args:
+        generator: any ``nn.Module`` mapping a batch of latents to images. It is frozen
+            (``eval()``, no gradients) and moved to the training device.
+        layer: dotted path of the sub-module whose output to factorise (``"main.8"``).
+        batch_size: samples per batch on each device.
+        latents: how to sample one latent; ``None`` uses the generator's own
+            ``sample_latents`` (every adapter in ``panda_lightning.generators`` has one).
+        seed: seed of the sample stream; the same seed streams the same samples.
+        num_workers: DataLoader workers sampling latents (cheap: 0 is usually best).
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        layer: str = "main.8",
+        batch_size: int = 64,
+        latents: GaussianLatents | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be a positive integer.")
+        if num_workers < 0:
+            raise ValueError(f"num_workers={num_workers} must be 0 or more.")
+        if seed < 0:
+            raise ValueError(f"seed={seed} must be a non-negative integer.")
+        self.generator = generator.eval().requires_grad_(False)
+        self.layer = layer
+        resolve_layer(generator, layer)  # a wrong name fails here, listing the valid ones
+        self.sampler = self._sampler(generator, latents)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_workers = num_workers
+        self.next_batch = 0
+        self.feature_shape: tuple[int, int, int] = tuple(
+            self.activations(latents_for(self.sampler, seed, INITIALISATION_STREAM, range(1))).shape[1:]
+        )
+
+    @staticmethod
+    def _sampler(generator: nn.Module, latents: GaussianLatents | None) -> LatentSampler:
+        if latents is not None:
+            return latents
+        if callable(getattr(generator, "sample_latents", None)):
+            return generator.sample_latents
+        raise ValueError(
+            f"latents=None, and {type(generator).__name__} has no sample_latents method: pass "
+            "latents=GaussianLatents(shape=[...]) with the shape of one latent."
+        )
+
+    # -- the frozen generator ------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters(), torch.empty(0)).device
+
+    def setup(self, stage: str) -> None:
+        # A DataModule is no nn.Module: the Trainer never moves the generator, so we do.
+        if self.trainer is not None:
+            self.generator.to(self.trainer.strategy.root_device)
+
+    @torch.no_grad()
+    def activations(self, latents: Tensor) -> Tensor:
+        """``Z: (N, C, H, W)`` at ``layer`` for ``latents``; the rest of the generator is skipped."""
+        latents = latents.to(self.device)
+        return activations_at(self.generator, self.layer, lambda: self.generator(latents))
+
+    @torch.no_grad()
+    def generate(self, latents: Tensor) -> Tensor:
+        """Images ``(N, 3, H_img, W_img)`` from the whole generator, as it outputs them."""
+        return self.generator(latents.to(self.device))
+
+    # -- the stream ------------------------------------------------------------------------
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world_size = self._rank_and_world()
+        stream = LatentStream(
+            self.sampler, self.batch_size, self.seed, rank, world_size, start_batch=self.next_batch
+        )
+        return DataLoader(
+            stream, batch_size=None, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+        )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Tensor:
+        batch_index, latents = batch
+        self.next_batch = int(batch_index) + 1
+        return self.activations(latents)
+
+    def initialisation_batches(self, num_samples: int) -> Iterator[Tensor]:
+        """Activations of ``num_samples`` samples in all, split over the devices, from a stream
+        of their own (the training stream is untouched). Used for the HOSVD initialisation."""
+        rank, world_size = self._rank_and_world()
+        mine = range(rank, num_samples, world_size)
+        for start in range(0, len(mine), self.batch_size):
+            indices = mine[start : start + self.batch_size]
+            yield self.activations(latents_for(self.sampler, self.seed, INITIALISATION_STREAM, indices))
+
+    def preview_latents(self, num_samples: int, seed: int) -> Tensor:
+        """Fixed latents for pictures, from a stream of their own."""
+        return latents_for(self.sampler, seed, PREVIEW_STREAM, range(num_samples))
+
+    # -- exact resume ---------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"next_batch": self.next_batch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.next_batch = int(state_dict["next_batch"])

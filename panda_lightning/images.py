@@ -1,0 +1,74 @@
+"""Pictures of parts: overlays on generated images, and atomic PNG files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from PIL import Image
+from torch import Tensor
+
+
+def to_unit_range(images: Tensor) -> Tensor:
+    """Generator output in ``[-1, 1]`` to ``[0, 1]``."""
+    return images.add(1).div(2).clamp(0, 1)
+
+
+def part_masks(parts: Tensor, height: int, width: int, size: tuple[int, int]) -> Tensor:
+    """Parts ``P: (S, R_S)`` as masks ``(R_S, 1, *size)`` in ``[0, 1]``, each scaled by its max."""
+    maps = rearrange(parts, "(h w) r -> r 1 h w", h=height, w=width)
+    maps = maps / maps.amax(dim=(2, 3), keepdim=True).clamp_min(torch.finfo(maps.dtype).tiny)
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def part_colours(num_parts: int) -> Tensor:
+    """``(R_S, 3)`` distinct colours (evenly spaced hues)."""
+    hue = 6 * torch.arange(num_parts) / num_parts
+    red = (hue - 3).abs() - 1
+    green = 2 - (hue - 2).abs()
+    blue = 2 - (hue - 4).abs()
+    return torch.stack([red, green, blue], dim=1).clamp(0, 1)
+
+
+def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor:
+    """A picture ``(3, H_grid, W_grid)`` in ``[0, 1]``: one row per image; columns are the image,
+    all parts coloured by the strongest part at each pixel, and each part lighting its region.
+
+    Args:
+        images: ``(N, 3, H_img, W_img)`` in ``[0, 1]``.
+        parts: ``(S, R_S)`` with ``S = height * width``.
+    """
+    masks = part_masks(parts.float().cpu(), height, width, images.shape[-2:])  # (R, 1, H, W)
+    colours = part_colours(masks.shape[0])
+    strongest = masks[:, 0].argmax(0)  # (H, W)
+    segmentation = rearrange(colours[strongest], "h w c -> c h w")
+    columns = [images, 0.5 * images + 0.5 * segmentation]
+    columns += [images * (0.2 + 0.8 * mask) for mask in masks]
+    return tile(torch.stack(columns, dim=1))
+
+
+def tile(cells: Tensor, padding: int = 2) -> Tensor:
+    """Cells ``(rows, cols, 3, H, W)`` into one ``(3, H_grid, W_grid)`` picture on white."""
+    cells = F.pad(cells, (padding,) * 4, value=1.0)
+    return rearrange(cells, "r c ch h w -> ch (r h) (c w)")
+
+
+def save_png(image: Tensor, path: str | os.PathLike) -> Path:
+    """Write ``image: (3, H, W)`` in ``[0, 1]`` to ``path`` atomically (a temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    array = np.ascontiguousarray(rearrange(pixels, "c h w -> h w c").cpu().numpy())
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png.tmp", delete=False) as file:
+        try:
+            Image.fromarray(array).save(file, format="PNG")
+        except BaseException:
+            os.unlink(file.name)
+            raise
+    os.replace(file.name, path)
+    return path

@@ -1,0 +1,228 @@
+"""PandA as a LightningModule: the factors as parameters, one step of Algorithm 1 per batch."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from einops import rearrange
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+
+from panda_lightning.convergence import ConvergenceTracker
+from panda_lightning.factorization import (
+    channel_scatter,
+    hosvd_appearances,
+    loss_and_appearance_gradient,
+    loss_and_parts_gradient,
+    orthogonality_error,
+    project_nonnegative_,
+    random_parts,
+    sparsity,
+)
+
+
+class PandA(L.LightningModule):
+    """Parts and appearances of a generator's layer (Oldfield et al., TPAMI 2024).
+
+    Learns ``A: (C, R_C)`` (``appearances``) and ``P >= 0: (S, R_S)`` (``parts``) such that
+    each sample's activations ``Z_i: (C, S)`` are close to ``A (A^T Z_i P) P^T`` (Eq. 3), by
+    projected block-coordinate descent (Algorithm 1) on the streamed activations. ``A`` is
+    initialised by HOSVD from ``init_samples`` streamed samples when the fit starts.
+
+    The objective is divided by the batch's activation energy ``sum_i ||Z_i||^2``, so it is
+    the relative reconstruction error and one step size suits every layer and generator.
+    One ``global_step`` is one iteration of Algorithm 1 (a P step and an A step).
+
+    Args:
+        feature_shape: ``(C, H, W)`` of the activations; the CLI takes it from the data.
+        parts_rank: ``R_S``, the number of parts, at most ``H * W``.
+        appearance_rank: ``R_C``, the number of appearances, at most ``C``; ``None`` for ``C``.
+        lr: step size of projected gradient descent on the relative error.
+        init_samples: samples whose channel scatter gives the HOSVD initialisation of ``A``.
+        tol: decrease of the smoothed relative error below which a step makes no progress.
+        patience: steps without progress after which the fit is converged.
+        stop_when_converged: end the fit at convergence instead of running to ``max_steps``.
+        max_relative_error: a relative error above this (it starts near 1) means the fit is
+            diverging; the run stops with an error instead of saving broken factors.
+        seed: seed of the random parts initialisation.
+    """
+
+    def __init__(
+        self,
+        feature_shape: tuple[int, int, int],
+        parts_rank: int = 8,
+        appearance_rank: int | None = None,
+        lr: float = 0.2,
+        init_samples: int = 1024,
+        tol: float = 1e-4,
+        patience: int = 50,
+        stop_when_converged: bool = True,
+        max_relative_error: float = 10.0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        channels, height, width = _check_feature_shape(feature_shape)
+        appearance_rank = channels if appearance_rank is None else appearance_rank
+        _check_rank("appearance_rank", appearance_rank, channels, f"the number of channels C={channels}")
+        _check_rank("parts_rank", parts_rank, height * width, f"the number of positions H*W={height}*{width}={height * width}")
+        _check_positive("lr", lr)
+        _check_positive("init_samples", init_samples)
+        _check_positive("patience", patience)
+        if not tol >= 0:
+            raise ValueError(f"tol={tol} must be 0 or more.")
+        if not max_relative_error > 1:
+            raise ValueError(f"max_relative_error={max_relative_error} must be above 1 (the error at the start).")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+
+        self.appearances = nn.Parameter(torch.zeros(channels, appearance_rank))
+        self.parts = nn.Parameter(
+            random_parts(height * width, parts_rank, torch.Generator().manual_seed(seed))
+        )
+        self.register_buffer("initialised", torch.tensor(False))
+        self.convergence = ConvergenceTracker(tol=tol, patience=patience)
+
+    # -- the algorithm -----------------------------------------------------------------------
+
+    def on_fit_start(self) -> None:
+        precision = str(self.trainer.precision)
+        if precision.startswith("16"):
+            raise ValueError(
+                f"precision={precision!r} is not supported: PandA writes its own gradients, which "
+                "16-bit mixed precision would unscale. Use '32-true', 'bf16-mixed' or '64-true'."
+            )
+        if not bool(self.initialised):
+            self._initialise_appearances()
+
+    @torch.no_grad()
+    def _initialise_appearances(self) -> None:
+        batches = getattr(self.trainer.datamodule, "initialisation_batches", None)
+        if batches is None:
+            raise TypeError(
+                "PandA initialises its appearances from streamed activations: fit it with a "
+                "DataModule that has initialisation_batches(num_samples), such as "
+                "datamodules.GeneratorActivations."
+            )
+        channels = self.appearances.shape[0]
+        scatter = torch.zeros(channels, channels, device=self.device)
+        for activations in batches(self.hparams.init_samples):
+            scatter += channel_scatter(self._unfold(activations))
+        scatter = self._sum_over_devices(scatter)
+        _check_finite_activations(scatter.trace(), "the initialisation samples")
+        appearances = self.trainer.strategy.broadcast(hosvd_appearances(scatter, self.appearances.shape[1]))
+        self.appearances.copy_(appearances)
+        self.initialised.fill_(True)
+
+    @torch.no_grad()
+    def training_step(self, activations: Tensor, batch_idx: int) -> None:
+        # Our sums lose accuracy in 16 bits, whatever autocast the Trainer set.
+        with torch.autocast(self.device.type, enabled=False):
+            self._algorithm_1_iteration(self._unfold(activations), batch_idx)
+
+    def _algorithm_1_iteration(self, Z: Tensor, batch_idx: int) -> None:
+        parts_optimizer, appearances_optimizer = self.optimizers()
+        energy = self._sum_over_devices(Z.square().sum())
+        _check_finite_activations(energy, f"batch {batch_idx}")
+
+        # P step with the current A, then the projection onto P >= 0.
+        loss, gradient = loss_and_parts_gradient(Z, self.appearances, self.parts)
+        loss, gradient = self._sum_over_devices(loss) / energy, self._sum_over_devices(gradient) / energy
+        self._check_progress(loss, gradient, "parts")
+        self.parts.grad = gradient
+        # Stepped past Lightning so that one global_step is one whole iteration of Alg. 1.
+        parts_optimizer.optimizer.step()
+        project_nonnegative_(self.parts)
+
+        # A step with the updated P.
+        _, gradient = loss_and_appearance_gradient(Z, self.appearances, self.parts)
+        gradient = self._sum_over_devices(gradient) / energy
+        self._check_progress(loss, gradient, "appearances")
+        self.appearances.grad = gradient
+        appearances_optimizer.step()
+
+        converged = self.convergence.update(loss.item())
+        samples = Z.shape[0] * self.trainer.world_size
+        self.log_dict(
+            {
+                "train/relative_error": loss,
+                "train/loss": loss * energy / samples,
+                "train/relative_error_smoothed": self.convergence.average,
+                "train/parts_orthogonality_error": orthogonality_error(self.parts),
+                "train/parts_sparsity": sparsity(self.parts),
+            },
+            prog_bar=False,
+            batch_size=Z.shape[0],
+        )
+        self.log("error", loss, prog_bar=True, logger=False, batch_size=Z.shape[0])
+        if converged and self.hparams.stop_when_converged:
+            rank_zero_info(
+                f"PandA converged at step {self.global_step}: the smoothed relative error "
+                f"{self.convergence.average:.5f} fell by less than tol={self.hparams.tol} "
+                f"in {self.hparams.patience} steps."
+            )
+            self.trainer.should_stop = True
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        lr = self.hparams.lr
+        return [torch.optim.SGD([self.parts], lr=lr), torch.optim.SGD([self.appearances], lr=lr)]
+
+    def on_train_end(self) -> None:
+        if not self.convergence.converged:
+            rank_zero_warn(
+                f"PandA did not converge in {self.global_step} steps: the smoothed relative error "
+                f"({self.convergence.average:.5f}) was still falling by more than tol="
+                f"{self.hparams.tol}. Raise trainer.max_steps to fit further."
+            )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _unfold(activations: Tensor) -> Tensor:
+        return rearrange(activations.float(), "n c h w -> n c (h w)")
+
+    def _sum_over_devices(self, tensor: Tensor) -> Tensor:
+        # Manual optimisation: nothing all-reduces our hand-written sums but us.
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum")
+
+    def _check_progress(self, loss: Tensor, gradient: Tensor, block: str) -> None:
+        relative_error = loss.item()
+        if not torch.isfinite(gradient).all() or not relative_error <= self.hparams.max_relative_error:
+            raise FloatingPointError(
+                f"PandA is diverging at step {self.global_step}: relative reconstruction error "
+                f"{relative_error:.4g} (it starts near 1; the limit is max_relative_error="
+                f"{self.hparams.max_relative_error}), finite {block} gradient: "
+                f"{bool(torch.isfinite(gradient).all())}. Lower lr (now {self.hparams.lr}). "
+                "The factors were not updated and no checkpoint of this step is written."
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["panda_convergence"] = self.convergence.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "panda_convergence" in checkpoint:
+            self.convergence.load_state_dict(checkpoint["panda_convergence"])
+
+
+def _check_feature_shape(feature_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    shape = tuple(int(d) for d in feature_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"feature_shape={tuple(feature_shape)} must be (C, H, W), three positive sizes.")
+    return shape
+
+
+def _check_rank(name: str, rank: int, limit: int, what: str) -> None:
+    if not isinstance(rank, int) or not 1 <= rank <= limit:
+        raise ValueError(f"{name}={rank} must be an integer from 1 to {what}.")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name}={value} must be positive.")
+
+
+def _check_finite_activations(energy: Tensor, where: str) -> None:
+    if not torch.isfinite(energy) or energy <= 0:
+        raise FloatingPointError(
+            f"the generator's activations in {where} are not usable: their sum of squares is "
+            f"{energy.item()} (it must be finite and positive). Check the generator's weights and the layer."
+        )

@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny generators whose activations are known exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from panda_lightning.generators import GaussianLatents
+
+
+class PlantedGenerator(nn.Module):
+    """A "generator" whose layer ``features`` outputs ``Z_i = A* Lambda_i P*^T`` exactly.
+
+    ``P*`` are ``num_parts <= width`` disjoint vertical stripes of an ``H x W`` grid (each column has
+    unit norm), ``A*`` a random orthonormal basis, and ``Lambda_i`` comes from the latent. After
+    ``features``, ``head`` maps to 3-channel "images" so the whole generator also runs.
+    """
+
+    def __init__(self, channels: int = 6, height: int = 4, width: int = 4, num_parts: int = 4, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        appearances, _ = torch.linalg.qr(torch.randn(channels, channels, generator=generator))
+        columns = torch.arange(height * width) % width
+        stripe = (columns * num_parts) // width  # num_parts vertical stripes
+        parts = torch.nn.functional.one_hot(stripe, num_parts).float()
+        parts = parts / parts.norm(dim=0, keepdim=True)
+        self.register_buffer("planted_appearances", appearances)
+        self.register_buffer("planted_parts", parts)
+        self.shape = (channels, height, width)
+        self.num_parts = num_parts
+        self.features = nn.Identity()
+        self.head = nn.Conv2d(channels, 3, 1)
+
+    def sample_latents(self, num_samples: int, generator: torch.Generator) -> Tensor:
+        return torch.randn(num_samples, self.shape[0], self.num_parts, generator=generator)
+
+    def forward(self, latents: Tensor) -> Tensor:
+        channels, height, width = self.shape
+        activations = self.planted_appearances @ latents @ self.planted_parts.T
+        activations = self.features(activations.reshape(-1, channels, height, width))
+        return torch.tanh(self.head(activations))
+
+
+@pytest.fixture
+def planted() -> PlantedGenerator:
+    return PlantedGenerator()
+
+
+class TinyConvGenerator(nn.Module):
+    """A small DCGAN-like generator (random weights) with a latent sampler."""
+
+    def __init__(self, latent_dim: int = 8):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(latent_dim, 16, 4, 1, 0),
+            nn.ReLU(),
+            nn.ConvTranspose2d(16, 8, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(8, 3, 4, 2, 1),
+            nn.Tanh(),
+        )
+        self.latents = GaussianLatents([latent_dim, 1, 1])
+
+    def sample_latents(self, num_samples: int, generator: torch.Generator) -> Tensor:
+        return self.latents(num_samples, generator)
+
+    def forward(self, latents: Tensor) -> Tensor:
+        return self.main(latents)
+
+
+@pytest.fixture
+def tiny_generator() -> TinyConvGenerator:
+    torch.manual_seed(0)
+    return TinyConvGenerator()

@@ -1,0 +1,111 @@
+"""The activation stream: shapes, seeding, rank and worker independence, resume position."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from datamodules import GeneratorActivations
+from datamodules.latent_stream import LatentStream
+from panda_lightning.generators import FaceDCGAN, GaussianLatents
+
+
+def _batches(datamodule, count):
+    loader = datamodule.train_dataloader()
+    return [datamodule.on_after_batch_transfer(batch, 0) for batch in itertools.islice(loader, count)]
+
+
+def test_face_dcgan_layers_have_the_documented_shapes():
+    generator = FaceDCGAN(pretrained=False)
+    for layer, shape in [("main.5", (256, 8, 8)), ("main.8", (128, 16, 16)), ("main.11", (64, 32, 32))]:
+        assert GeneratorActivations(generator, layer=layer).feature_shape == shape
+
+
+def test_face_dcgan_loads_the_pretrained_weights():
+    pretrained, random = FaceDCGAN(), FaceDCGAN(pretrained=False)
+    weight = "main.0.weight"
+    assert not torch.equal(pretrained.state_dict()[weight], random.state_dict()[weight])
+    images = pretrained(torch.randn(2, 100, 1, 1))
+    assert images.shape == (2, 3, 64, 64) and images.abs().max() <= 1
+
+
+def test_stream_is_seeded_and_streams_new_samples(tiny_generator):
+    first = _batches(GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, seed=7), 3)
+    again = _batches(GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, seed=7), 3)
+    other = _batches(GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, seed=8), 1)
+    assert first[0].shape == (4, 8, 8, 8)
+    for a, b in zip(first, again):
+        torch.testing.assert_close(a, b)
+    assert not torch.allclose(first[0], first[1])
+    assert not torch.allclose(first[0], other[0])
+
+
+def test_generator_is_frozen(tiny_generator):
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3")
+    assert not any(p.requires_grad for p in datamodule.generator.parameters())
+    assert not datamodule.generator.training
+
+
+def test_resume_continues_the_stream_where_it_stopped(tiny_generator):
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2)
+    whole = _batches(datamodule, 5)
+    assert datamodule.state_dict() == {"next_batch": 5}
+
+    interrupted = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2)
+    _batches(interrupted, 3)
+    resumed = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2)
+    resumed.load_state_dict(interrupted.state_dict())
+    for a, b in zip(_batches(resumed, 2), whole[3:]):
+        torch.testing.assert_close(a, b)
+
+
+def test_two_ranks_see_what_one_rank_with_twice_the_batch_sees():
+    latents = GaussianLatents([3])
+    one = LatentStream(latents, batch_size=4, seed=0)
+    ranks = [LatentStream(latents, batch_size=2, seed=0, rank=r, world_size=2) for r in (0, 1)]
+    for b in range(3):
+        torch.testing.assert_close(torch.cat([rank.batch(b) for rank in ranks]), one.batch(b))
+    assert not torch.allclose(ranks[0].batch(0), ranks[1].batch(0))
+
+
+def test_workers_do_not_change_the_stream(tiny_generator):
+    single = [latents for _, latents in itertools.islice(LatentStream(tiny_generator.sample_latents, 2, 0), 4)]
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2, num_workers=2)
+    pooled = [batch for batch in itertools.islice(datamodule.train_dataloader(), 4)]
+    assert [index for index, _ in pooled] == [0, 1, 2, 3]
+    for a, (_, b) in zip(single, pooled):
+        torch.testing.assert_close(a, b)
+
+
+def test_initialisation_batches_are_their_own_stream_and_split_over_ranks(tiny_generator):
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=4)
+    batches = list(datamodule.initialisation_batches(10))
+    assert [b.shape[0] for b in batches] == [4, 4, 2]
+    assert not torch.allclose(batches[0], _batches(datamodule, 1)[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 0}, "batch_size=0 must be a positive integer"),
+        ({"num_workers": -1}, "num_workers=-1 must be 0 or more"),
+        ({"seed": -3}, "seed=-3 must be a non-negative integer"),
+        ({"layer": "main.99"}, r"layer='main\.99' is not a sub-module.*Valid layers"),
+    ],
+)
+def test_bad_arguments_are_named(tiny_generator, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GeneratorActivations(tiny_generator, **{"layer": "main.3", **kwargs})
+
+
+def test_a_generator_without_a_sampler_needs_latents():
+    generator = nn.Sequential(nn.ConvTranspose2d(5, 4, 4), nn.ReLU())
+    with pytest.raises(ValueError, match=r"latents=None.*Sequential has no sample_latents.*GaussianLatents"):
+        GeneratorActivations(generator, layer="1")
+    datamodule = GeneratorActivations(generator, layer="1", latents=GaussianLatents([5, 1, 1]))
+    assert datamodule.feature_shape == (4, 4, 4)
+    with pytest.raises(ValueError, match=r"shape=\[5, 0\] must be a non-empty list of positive sizes"):
+        GaussianLatents([5, 0])

@@ -1,0 +1,116 @@
+"""The closed-form loss and gradients against autograd, and the HOSVD initialisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from panda_lightning.factorization import (
+    appearance_gradient,
+    channel_scatter,
+    hosvd_appearances,
+    loss_and_appearance_gradient,
+    loss_and_parts_gradient,
+    orthogonality_error,
+    parts_gradient,
+    project_nonnegative_,
+    random_parts,
+    reconstruction_loss,
+    sparsity,
+)
+
+SHAPES = [  # N, C, S, R_C, R_S
+    (3, 5, 7, 5, 2),
+    (4, 6, 9, 3, 1),  # R_C < C and a single part
+    (2, 8, 16, 8, 4),
+    (1, 10, 6, 2, 3),
+    (5, 3, 20, 1, 20),  # R_S = S, R_C = 1
+    (16, 4, 4, 3, 2),  # N * R_S > R_C: Gram matrix first
+]
+
+
+def _random(N, C, S, R_C, R_S, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    Z = torch.randn(N, C, S, generator=generator, dtype=torch.float64)
+    A = torch.randn(C, R_C, generator=generator, dtype=torch.float64)
+    P = torch.rand(S, R_S, generator=generator, dtype=torch.float64)
+    return Z, A, P
+
+
+def _autograd(Z, A, P):
+    A = A.clone().requires_grad_(True)
+    P = P.clone().requires_grad_(True)
+    reconstruction = A @ (A.T @ Z @ P) @ P.T  # Eq. 3 evaluated directly
+    loss = (Z - reconstruction).square().sum()
+    loss.backward()
+    return loss.detach(), A.grad, P.grad
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_loss_and_gradients_match_autograd_in_float64(shape):
+    Z, A, P = _random(*shape)
+    loss, grad_A, grad_P = _autograd(Z, A, P)
+
+    loss_p, ours_P = loss_and_parts_gradient(Z, A, P)
+    loss_a, ours_A = loss_and_appearance_gradient(Z, A, P)
+
+    torch.testing.assert_close(reconstruction_loss(Z, A, P), loss, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(loss_p, loss, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(loss_a, loss, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ours_P, grad_P, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ours_A, grad_A, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(parts_gradient(Z, A, P), grad_P, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(appearance_gradient(Z, A, P), grad_A, rtol=1e-10, atol=1e-10)
+
+
+def test_paper_equations_4_and_5_agree_with_the_factored_form():
+    # The paper's gradients, left to right, with Pbar = P P^T and Abar = A A^T.
+    Z, A, P = _random(3, 5, 7, 4, 2, seed=1)
+    Pbar, Abar = P @ P.T, A @ A.T
+    eq4 = 2 * sum(Pbar @ z.T @ Abar @ Abar @ z @ P + z.T @ Abar @ Abar @ z @ Pbar @ P - 2 * z.T @ Abar @ z @ P for z in Z)
+    eq5 = 2 * sum(Abar @ z @ Pbar @ Pbar @ z.T @ A + z @ Pbar @ Pbar @ z.T @ Abar @ A - 2 * z @ Pbar @ z.T @ A for z in Z)
+    torch.testing.assert_close(parts_gradient(Z, A, P), eq4)
+    torch.testing.assert_close(appearance_gradient(Z, A, P), eq5)
+
+
+def test_sums_over_samples_split_exactly():
+    # What devices do: each sums its own samples, and the sums add up.
+    Z, A, P = _random(6, 5, 9, 3, 2)
+    whole = loss_and_parts_gradient(Z, A, P)
+    halves = [loss_and_parts_gradient(z, A, P) for z in (Z[:2], Z[2:])]
+    torch.testing.assert_close(halves[0][0] + halves[1][0], whole[0])
+    torch.testing.assert_close(halves[0][1] + halves[1][1], whole[1])
+    torch.testing.assert_close(channel_scatter(Z[:2]) + channel_scatter(Z[2:]), channel_scatter(Z))
+
+
+def test_channel_scatter_is_the_mode_2_gram_matrix():
+    Z, _, _ = _random(4, 5, 7, 1, 1)
+    expected = sum(z @ z.T for z in Z)
+    torch.testing.assert_close(channel_scatter(Z), expected)
+
+
+def test_hosvd_gives_the_leading_orthonormal_eigenvectors():
+    Z, _, _ = _random(8, 6, 10, 1, 1)
+    scatter = channel_scatter(Z)
+    A = hosvd_appearances(scatter, 4)
+    assert A.shape == (6, 4)
+    torch.testing.assert_close(A.T @ A, torch.eye(4, dtype=A.dtype))
+    eigenvalues = torch.linalg.eigvalsh(scatter).flip(0)
+    torch.testing.assert_close(torch.diagonal(A.T @ scatter @ A), eigenvalues[:4])
+    # Each column's largest entry is positive, so no sign flips between solvers or devices.
+    assert (A.gather(0, A.abs().argmax(0, keepdim=True)) > 0).all()
+
+
+def test_projection_orthogonality_and_sparsity():
+    P = torch.tensor([[1.0, -2.0], [0.0, 3.0]])
+    project_nonnegative_(P)
+    assert P.tolist() == [[1.0, 0.0], [0.0, 3.0]]
+    assert sparsity(P).item() == 0.5
+    assert orthogonality_error(torch.eye(3)[:, :2]).item() == 0.0
+    assert orthogonality_error(2 * torch.eye(3)[:, :2]).item() == pytest.approx(18**0.5)
+
+
+def test_random_parts_are_uniform_on_the_given_interval_and_seeded():
+    P = random_parts(100, 3, torch.Generator().manual_seed(0))
+    assert P.shape == (100, 3) and P.min() >= 0 and P.max() <= 0.01 and P.max() > 0.009
+    torch.testing.assert_close(P, random_parts(100, 3, torch.Generator().manual_seed(0)))

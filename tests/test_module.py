@@ -1,0 +1,172 @@
+"""PandA as a LightningModule: one step is Algorithm 1, planted parts are found, bad input and
+divergence stop the run, and a resumed fit ends where an uninterrupted one does."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from einops import rearrange
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from datamodules import GeneratorActivations
+from panda_lightning import PandA
+from panda_lightning.factorization import channel_scatter, hosvd_appearances, random_parts
+
+
+def _trainer(tmp_path, max_steps, **kwargs):
+    defaults = dict(
+        max_steps=max_steps, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1,
+    )
+    return L.Trainer(**{**defaults, **kwargs})
+
+
+def _fit(tmp_path, generator, max_steps, layer="features", batch_size=8, model_kwargs=None, **trainer_kwargs):
+    datamodule = GeneratorActivations(generator, layer=layer, batch_size=batch_size)
+    model = PandA(datamodule.feature_shape, **{"parts_rank": 4, "init_samples": 32, **(model_kwargs or {})})
+    trainer = _trainer(tmp_path, max_steps, **trainer_kwargs)
+    trainer.fit(model, datamodule)
+    return model, datamodule, trainer
+
+
+def _autograd_step(Z, A, P, lr):
+    """One iteration of Algorithm 1 on the relative error, gradients by autograd in float64."""
+    Z, A, P = Z.double(), A.double(), P.double()
+    energy = Z.square().sum()
+
+    def gradient(A, P, wrt):
+        A, P = A.clone().requires_grad_(wrt == "A"), P.clone().requires_grad_(wrt == "P")
+        loss = (Z - A @ (A.T @ Z @ P) @ P.T).square().sum() / energy
+        loss.backward()
+        return (A if wrt == "A" else P).grad
+
+    P = (P - lr * gradient(A, P, "P")).clamp(min=0)
+    A = A - lr * gradient(A, P, "A")
+    return A, P
+
+
+def test_one_training_step_is_one_iteration_of_algorithm_1(tmp_path, tiny_generator):
+    lr = 0.3
+    model, datamodule, trainer = _fit(
+        tmp_path, tiny_generator, max_steps=1, layer="main.3", model_kwargs={"lr": lr, "init_samples": 16, "seed": 3}
+    )
+    unfold = lambda z: rearrange(z, "n c h w -> n c (h w)")
+    scatter = sum(channel_scatter(unfold(z)) for z in datamodule.initialisation_batches(16))
+    A0 = hosvd_appearances(scatter, 8)
+    P0 = random_parts(64, 4, torch.Generator().manual_seed(3))
+    first = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
+    Z = unfold(first.on_after_batch_transfer(next(iter(first.train_dataloader())), 0))
+
+    A1, P1 = _autograd_step(Z, A0, P0, lr)
+    torch.testing.assert_close(model.parts.detach().double(), P1, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(model.appearances.detach().double(), A1, rtol=1e-4, atol=1e-6)
+    assert trainer.global_step == 1 and datamodule.next_batch == 1
+
+
+def test_global_step_counts_iterations_and_each_consumes_one_batch(tmp_path, tiny_generator):
+    model, datamodule, trainer = _fit(tmp_path, tiny_generator, max_steps=5, layer="main.3")
+    assert trainer.global_step == 5
+    assert datamodule.next_batch == 5
+    assert (model.parts >= 0).all()
+    assert bool(model.initialised)
+
+
+def test_planted_parts_and_appearances_are_recovered(tmp_path, planted):
+    model, _, _ = _fit(tmp_path, planted, max_steps=300, batch_size=16, model_kwargs={"stop_when_converged": False})
+    assert model.convergence.average < 1e-4  # relative error of the fit
+    learnt = model.parts.detach() / model.parts.detach().norm(dim=0)
+    cosines = planted.planted_parts.T @ learnt  # (planted, learnt)
+    assert (cosines.max(dim=1).values > 0.999).all()  # every planted part is found...
+    assert sorted(cosines.argmax(dim=1).tolist()) == [0, 1, 2, 3]  # ...by a different learnt part
+
+
+def test_converged_fit_stops_early_and_says_so(tmp_path, planted):
+    model, _, trainer = _fit(tmp_path, planted, max_steps=2000, batch_size=16, model_kwargs={"patience": 20})
+    assert model.convergence.converged
+    assert trainer.global_step < 2000
+
+
+def test_exact_resume_ends_with_the_factors_of_an_uninterrupted_fit(tmp_path, tiny_generator):
+    whole, _, _ = _fit(tmp_path / "whole", tiny_generator, max_steps=6, layer="main.3")
+
+    _, _, first = _fit(tmp_path / "first", tiny_generator, max_steps=3, layer="main.3")
+    checkpoint = tmp_path / "interrupted.ckpt"
+    first.save_checkpoint(checkpoint)
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
+    resumed = PandA(datamodule.feature_shape, parts_rank=4, init_samples=32, seed=99)  # seed must not matter
+    _trainer(tmp_path / "second", max_steps=6).fit(resumed, datamodule, ckpt_path=checkpoint)
+
+    assert torch.equal(resumed.parts, whole.parts)
+    assert torch.equal(resumed.appearances, whole.appearances)
+    assert resumed.convergence.state_dict() == whole.convergence.state_dict()
+
+
+def test_checkpoint_loads_for_inference(tmp_path, tiny_generator):
+    model, _, trainer = _fit(tmp_path, tiny_generator, max_steps=2, layer="main.3")
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    loaded = PandA.load_from_checkpoint(tmp_path / "model.ckpt")
+    assert torch.equal(loaded.parts, model.parts) and torch.equal(loaded.appearances, model.appearances)
+    assert loaded.hparams.feature_shape == (8, 8, 8)
+
+
+def test_diverging_fit_stops_with_a_message_and_no_broken_checkpoint(tmp_path, tiny_generator):
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1)
+    with pytest.raises(FloatingPointError, match=r"diverging at step \d+.*Lower lr \(now 1000.0\)"):
+        _fit(
+            tmp_path, tiny_generator, max_steps=50, layer="main.3", model_kwargs={"lr": 1000.0},
+            enable_checkpointing=True, callbacks=[checkpoints],
+        )
+    for path in (tmp_path / "ckpt").glob("*.ckpt"):
+        state = torch.load(path, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(tensor).all() for tensor in state.values())
+
+
+class NaNLayer(torch.nn.Module):
+    def forward(self, x):
+        return x * float("nan")
+
+
+def test_non_finite_activations_stop_the_run(tmp_path, tiny_generator):
+    tiny_generator.main[3] = NaNLayer()
+    with pytest.raises(FloatingPointError, match="activations in the initialisation samples are not usable"):
+        _fit(tmp_path, tiny_generator, max_steps=2, layer="main.3")
+
+
+def test_sixteen_bit_mixed_precision_is_refused(tmp_path, tiny_generator):
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
+    model = PandA(datamodule.feature_shape, parts_rank=4)
+    model.trainer = type("FakeTrainer", (), {"precision": "16-mixed"})()
+    with pytest.raises(ValueError, match=r"precision='16-mixed' is not supported.*'32-true'"):
+        model.on_fit_start()
+
+
+def test_bf16_mixed_precision_fits(tmp_path, tiny_generator):
+    model, _, _ = _fit(tmp_path, tiny_generator, max_steps=3, layer="main.3", precision="bf16-mixed")
+    assert model.parts.dtype == torch.float32 and torch.isfinite(model.parts).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"appearance_rank": 9}, r"appearance_rank=9 must be an integer from 1 to the number of channels C=8"),
+        ({"appearance_rank": 0}, r"appearance_rank=0 must be an integer from 1"),
+        ({"parts_rank": 65}, r"parts_rank=65 must be an integer from 1 to the number of positions H\*W=8\*8=64"),
+        ({"lr": 0.0}, r"lr=0.0 must be positive"),
+        ({"lr": float("nan")}, r"lr=nan must be positive"),
+        ({"init_samples": 0}, r"init_samples=0 must be positive"),
+        ({"patience": 0}, r"patience=0 must be positive"),
+        ({"tol": -1.0}, r"tol=-1.0 must be 0 or more"),
+        ({"max_relative_error": 0.5}, r"max_relative_error=0.5 must be above 1"),
+        ({"feature_shape": (8, 8)}, r"feature_shape=\(8, 8\) must be \(C, H, W\)"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PandA(**{"feature_shape": (8, 8, 8), **kwargs})
+
+
+def test_fitting_without_the_streaming_datamodule_explains_what_is_needed(tmp_path):
+    loader = torch.utils.data.DataLoader(torch.randn(4, 2, 3, 3), batch_size=2)
+    with pytest.raises(TypeError, match="initialisation_batches"):
+        _trainer(tmp_path, 1).fit(PandA((2, 3, 3), parts_rank=2), loader)
