@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import warnings
+
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules import GeneratorActivations
 from panda_lightning.module import PandA
 
 
+DESCRIPTION = (
+    "Fit PandA (parts and appearances of a pretrained GAN's layer) with Lightning. "
+    "Start with: panda fit --config configs/dcgan_faces.yaml"
+)
+
+
 class PandACLI(LightningCLI):
     """``panda fit --config configs/dcgan_faces.yaml``; ``panda fit --help`` lists every option."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # PandA has no validation or test data: fitting is the one thing to do.
+        return {"fit": LightningCLI.subcommands()["fit"]}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The parameters' shapes come from the generator's layer, not from the user.
@@ -17,11 +30,15 @@ class PandACLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> PandACLI:
+    # Our checkpoints hold the factors after each step's update, as we want; Lightning's
+    # warning about manual optimisation with every_n_train_steps does not apply.
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     return PandACLI(
         PandA,
         GeneratorActivations,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": DESCRIPTION},
         args=args,
     )
 

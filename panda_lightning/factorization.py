@@ -32,20 +32,26 @@ class _Terms(NamedTuple):
     gram_weighted: Tensor  # M_i = G_A L_i, (N, R_C, R_S)
 
 
+def _each(matrix: Tensor, X: Tensor) -> Tensor:
+    """``matrix @ X_i`` for every sample of ``X: (N, K, R)``, as one ``(M, K) @ (K, N * R)``
+    product (a broadcast batched product with a large ``matrix`` is several times slower)."""
+    N, K, R = X.shape
+    return (matrix @ X.transpose(0, 1).reshape(K, N * R)).view(-1, N, R).transpose(0, 1)
+
+
 def _gram_times(A: Tensor, X: Tensor) -> Tensor:
     """``A^T A X`` for ``X: (N, R_C, R)``, in whichever order costs fewer FLOPs."""
-    C, R_C = A.shape
-    N, _, R = X.shape
+    N, R_C, R = X.shape
     if N * R < R_C:  # two thin products beat forming the R_C x R_C Gram matrix
-        return A.T @ (A @ X)
-    return (A.T @ A) @ X
+        return _each(A.T, _each(A, X))
+    return _each(A.T @ A, X)
 
 
 def _terms(Z: Tensor, A: Tensor, P: Tensor) -> _Terms:
     # U_i = Z_i P and L_i = A^T U_i; the loss expands to
     #   sum_i ||Z_i||^2 - 2 ||L_i||^2 + tr(L_i^T G_A L_i G_P).
     U = Z @ P
-    L = A.T @ U
+    L = _each(A.T, U)
     gram_parts = P.T @ P
     M = _gram_times(A, L)
     MG = M @ gram_parts
@@ -84,7 +90,7 @@ def loss_and_parts_gradient(Z: Tensor, A: Tensor, P: Tensor) -> tuple[Tensor, Te
     L, K, M = terms.coefficients, terms.residual_coefficients, terms.gram_weighted
     N, C, S = Z.shape
     # sum_i Z_i^T (A K_i) as one (S x N*C) @ (N*C x R_S) product.
-    data_term = Z.reshape(N * C, S).T @ (A @ K).reshape(N * C, -1)
+    data_term = Z.reshape(N * C, S).T @ _each(A, K).reshape(N * C, -1)
     gram_term = P @ (L.transpose(1, 2) @ M).sum(0)
     return terms.loss, 2 * (gram_term + data_term)
 
@@ -107,7 +113,12 @@ def loss_and_appearance_gradient(Z: Tensor, A: Tensor, P: Tensor) -> tuple[Tenso
     N, C, R_S = U.shape
     # sum_i U_i K_i^T as one (C x N*R_S) @ (N*R_S x R_C) product.
     data_term = U.transpose(0, 1).reshape(C, N * R_S) @ K.transpose(1, 2).reshape(N * R_S, -1)
-    gram_term = A @ (L @ (P.T @ P) @ L.transpose(1, 2)).sum(0)
+    gram_parts = P.T @ P
+    if N * R_S < A.shape[1]:  # sum_i (A L_i G_P) L_i^T: no R_C x R_C product with A
+        weighted = (A @ (L @ gram_parts).transpose(0, 1).reshape(-1, N * R_S))
+        gram_term = weighted @ L.transpose(1, 2).reshape(N * R_S, -1)
+    else:
+        gram_term = A @ (L @ gram_parts @ L.transpose(1, 2)).sum(0)
     return terms.loss, 2 * (gram_term + data_term)
 
 

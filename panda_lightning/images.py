@@ -37,7 +37,8 @@ def part_colours(num_parts: int) -> Tensor:
 
 def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor:
     """A picture ``(3, H_grid, W_grid)`` in ``[0, 1]``: one row per image; columns are the image,
-    all parts coloured by the strongest part at each pixel, and each part lighting its region.
+    all parts (each pixel in the colour of its strongest part), then each part painted in its
+    colour over the image in grey, as strong as the part is there.
 
     Args:
         images: ``(N, 3, H_img, W_img)`` in ``[0, 1]``.
@@ -47,8 +48,9 @@ def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor
     colours = part_colours(masks.shape[0])
     strongest = masks[:, 0].argmax(0)  # (H, W)
     segmentation = rearrange(colours[strongest], "h w c -> c h w")
-    columns = [images, 0.5 * images + 0.5 * segmentation]
-    columns += [images * (0.2 + 0.8 * mask) for mask in masks]
+    grey = images.mean(dim=1, keepdim=True).expand_as(images)
+    columns = [images, 0.5 * grey + 0.5 * segmentation]
+    columns += [grey * (1 - 0.7 * mask) + 0.7 * mask * colour.view(3, 1, 1) for mask, colour in zip(masks, colours)]
     return tile(torch.stack(columns, dim=1))
 
 

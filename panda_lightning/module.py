@@ -52,7 +52,7 @@ class PandA(L.LightningModule):
         feature_shape: tuple[int, int, int],
         parts_rank: int = 8,
         appearance_rank: int | None = None,
-        lr: float = 0.2,
+        lr: float = 0.5,
         init_samples: int = 1024,
         tol: float = 1e-4,
         patience: int = 50,

@@ -1,0 +1,83 @@
+"""The ``panda`` command end to end on the bundled face generator (marked slow)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from panda_lightning import PandA
+from panda_lightning.cli import main
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["panda"])  # main(args) is then the whole command line
+
+
+def _fit_args(tmp_path, *extra):
+    return [
+        "fit", "--config", str(CONFIGS / "dcgan_faces.yaml"), "--config", str(CONFIGS / "debug.yaml"),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--trainer.default_root_dir", str(tmp_path),
+        *extra,
+    ]
+
+
+@pytest.mark.slow
+def test_fit_writes_checkpoint_tensorboard_logs_and_parts_picture(tmp_path):
+    cli = main(_fit_args(tmp_path))
+    assert cli.trainer.global_step == 12  # configs/debug.yaml
+    log_dir = Path(cli.trainer.log_dir)
+    assert log_dir.is_relative_to(tmp_path / "runs" / "dcgan_faces")
+    assert list(log_dir.glob("events.out.tfevents.*"))
+    checkpoint = log_dir / "checkpoints" / "last.ckpt"
+    model = PandA.load_from_checkpoint(checkpoint)
+    assert model.hparams.feature_shape == (128, 16, 16)
+    assert torch.equal(model.parts, cli.model.parts) and (model.parts >= 0).all()
+    # One row per sample; columns: image, all parts, and each of the 8 parts (64 px + padding).
+    with Image.open(log_dir / "parts.png") as picture:
+        assert picture.size == (10 * 68, 6 * 68)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir)).Reload()
+    assert {"train/relative_error", "train/loss", "train/parts_orthogonality_error", "train/parts_sparsity"} <= set(
+        events.Tags()["scalars"]
+    )
+    assert "parts" in events.Tags()["images"]
+
+
+@pytest.mark.slow
+def test_console_script_help_explains_the_options():
+    panda = Path(sys.executable).parent / "panda"  # the installed console script
+    top = subprocess.run([str(panda), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "{fit}" in top and "configs/dcgan_faces.yaml" in top
+    fit = subprocess.run([sys.executable, "-m", "panda_lightning.cli", "fit", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "the number of parts" in fit and "dotted path of the sub-module" in fit
+
+
+@pytest.mark.slow
+def test_config_typo_is_caught_before_fitting(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(_fit_args(tmp_path, "--model.parts_rnk", "3"))
+    assert "parts_rnk" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_unknown_layer_names_the_valid_layers(tmp_path):
+    with pytest.raises(ValueError, match=r"layer='main\.99'.*Valid layers: main, main\.0"):
+        main(_fit_args(tmp_path, "--data.layer", "main.99"))
+
+
+@pytest.mark.slow
+def test_too_many_parts_says_both_numbers(tmp_path):
+    with pytest.raises(ValueError, match=r"parts_rank=300 must be an integer from 1 to the number of positions H\*W=16\*16=256"):
+        main(_fit_args(tmp_path, "--model.parts_rank", "300"))
