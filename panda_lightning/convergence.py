@@ -24,7 +24,7 @@ class ConvergenceTracker:
 
     tol: float = 1e-4
     patience: int = 50
-    smoothing: float = 0.1
+    smoothing: float = 0.02
     average: float = math.nan
     best: float = math.inf
     steps_without_progress: int = 0

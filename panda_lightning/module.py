@@ -15,10 +15,10 @@ from panda_lightning.factorization import (
     loss_and_appearance_gradient,
     loss_and_parts_gradient,
     orthogonality_error,
-    project_nonnegative_,
     random_parts,
     sparsity,
 )
+from panda_lightning.optim import ProjectedGradientDescent
 
 
 class PandA(L.LightningModule):
@@ -37,13 +37,12 @@ class PandA(L.LightningModule):
         feature_shape: ``(C, H, W)`` of the activations; the CLI takes it from the data.
         parts_rank: ``R_S``, the number of parts, at most ``H * W``.
         appearance_rank: ``R_C``, the number of appearances, at most ``C``; ``None`` for ``C``.
-        lr: step size of projected gradient descent on the relative error.
+        lr: first step size of projected gradient descent on the relative error; halved
+            whenever a step would raise the error (so too large a value is safe, only slower).
         init_samples: samples whose channel scatter gives the HOSVD initialisation of ``A``.
         tol: decrease of the smoothed relative error below which a step makes no progress.
         patience: steps without progress after which the fit is converged.
         stop_when_converged: end the fit at convergence instead of running to ``max_steps``.
-        max_relative_error: a relative error above this (it starts near 1) means the fit is
-            diverging; the run stops with an error instead of saving broken factors.
         seed: seed of the random parts initialisation.
     """
 
@@ -55,9 +54,8 @@ class PandA(L.LightningModule):
         lr: float = 0.5,
         init_samples: int = 1024,
         tol: float = 1e-4,
-        patience: int = 50,
+        patience: int = 100,
         stop_when_converged: bool = True,
-        max_relative_error: float = 10.0,
         seed: int = 0,
     ):
         super().__init__()
@@ -70,8 +68,6 @@ class PandA(L.LightningModule):
         _check_positive("patience", patience)
         if not tol >= 0:
             raise ValueError(f"tol={tol} must be 0 or more.")
-        if not max_relative_error > 1:
-            raise ValueError(f"max_relative_error={max_relative_error} must be above 1 (the error at the start).")
         self.save_hyperparameters()
         self.automatic_optimization = False
 
@@ -124,21 +120,11 @@ class PandA(L.LightningModule):
         energy = self._sum_over_devices(Z.square().sum())
         _check_finite_activations(energy, f"batch {batch_idx}")
 
-        # P step with the current A, then the projection onto P >= 0.
-        loss, gradient = loss_and_parts_gradient(Z, self.appearances, self.parts)
-        loss, gradient = self._sum_over_devices(loss) / energy, self._sum_over_devices(gradient) / energy
-        self._check_progress(loss, gradient, "parts")
-        self.parts.grad = gradient
-        # Stepped past Lightning so that one global_step is one whole iteration of Alg. 1.
-        parts_optimizer.optimizer.step()
-        project_nonnegative_(self.parts)
-
+        # P step with the current A, projected onto P >= 0. Stepped past Lightning's counter
+        # so that one global_step is one whole iteration of Alg. 1.
+        loss = parts_optimizer.optimizer.step(closure=lambda: self._objective(Z, energy, "parts"))
         # A step with the updated P.
-        _, gradient = loss_and_appearance_gradient(Z, self.appearances, self.parts)
-        gradient = self._sum_over_devices(gradient) / energy
-        self._check_progress(loss, gradient, "appearances")
-        self.appearances.grad = gradient
-        appearances_optimizer.step()
+        appearances_optimizer.step(closure=lambda: self._objective(Z, energy, "appearances"))
 
         converged = self.convergence.update(loss.item())
         samples = Z.shape[0] * self.trainer.world_size
@@ -149,6 +135,8 @@ class PandA(L.LightningModule):
                 "train/relative_error_smoothed": self.convergence.average,
                 "train/parts_orthogonality_error": orthogonality_error(self.parts),
                 "train/parts_sparsity": sparsity(self.parts),
+                "train/parts_step_size": parts_optimizer.optimizer.step_size,
+                "train/appearances_step_size": appearances_optimizer.optimizer.step_size,
             },
             prog_bar=False,
             batch_size=Z.shape[0],
@@ -162,9 +150,21 @@ class PandA(L.LightningModule):
             )
             self.trainer.should_stop = True
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+    def _objective(self, Z: Tensor, energy: Tensor, block: str) -> Tensor:
+        """The relative error ``L / sum_i ||Z_i||^2`` over all devices; sets ``block``'s gradient."""
+        if block == "parts":
+            loss, gradient = loss_and_parts_gradient(Z, self.appearances, self.parts)
+        else:
+            loss, gradient = loss_and_appearance_gradient(Z, self.appearances, self.parts)
+        getattr(self, block).grad = self._sum_over_devices(gradient) / energy
+        return self._sum_over_devices(loss) / energy
+
+    def configure_optimizers(self) -> list[ProjectedGradientDescent]:
         lr = self.hparams.lr
-        return [torch.optim.SGD([self.parts], lr=lr), torch.optim.SGD([self.appearances], lr=lr)]
+        return [
+            ProjectedGradientDescent([self.parts], lr=lr, nonnegative=True),
+            ProjectedGradientDescent([self.appearances], lr=lr),
+        ]
 
     def on_train_end(self) -> None:
         if not self.convergence.converged:
@@ -183,17 +183,6 @@ class PandA(L.LightningModule):
     def _sum_over_devices(self, tensor: Tensor) -> Tensor:
         # Manual optimisation: nothing all-reduces our hand-written sums but us.
         return self.trainer.strategy.reduce(tensor, reduce_op="sum")
-
-    def _check_progress(self, loss: Tensor, gradient: Tensor, block: str) -> None:
-        relative_error = loss.item()
-        if not torch.isfinite(gradient).all() or not relative_error <= self.hparams.max_relative_error:
-            raise FloatingPointError(
-                f"PandA is diverging at step {self.global_step}: relative reconstruction error "
-                f"{relative_error:.4g} (it starts near 1; the limit is max_relative_error="
-                f"{self.hparams.max_relative_error}), finite {block} gradient: "
-                f"{bool(torch.isfinite(gradient).all())}. Lower lr (now {self.hparams.lr}). "
-                "The factors were not updated and no checkpoint of this step is written."
-            )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["panda_convergence"] = self.convergence.state_dict()

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import GeneratorActivations
 from panda_lightning import PandA
-from panda_lightning.factorization import channel_scatter, hosvd_appearances, random_parts
+from panda_lightning.factorization import channel_scatter, hosvd_appearances, random_parts, reconstruction_loss
 
 
 def _trainer(tmp_path, max_steps, **kwargs):
@@ -73,8 +73,9 @@ def test_global_step_counts_iterations_and_each_consumes_one_batch(tmp_path, tin
 
 
 def test_planted_parts_and_appearances_are_recovered(tmp_path, planted):
-    model, _, _ = _fit(tmp_path, planted, max_steps=300, batch_size=16, model_kwargs={"stop_when_converged": False})
-    assert model.convergence.average < 1e-4  # relative error of the fit
+    model, datamodule, _ = _fit(tmp_path, planted, max_steps=300, batch_size=16, model_kwargs={"stop_when_converged": False})
+    Z = rearrange(next(datamodule.initialisation_batches(16)), "n c h w -> n c (h w)")
+    assert reconstruction_loss(Z, model.appearances.detach(), model.parts.detach()) < 1e-5 * Z.square().sum()
     learnt = model.parts.detach() / model.parts.detach().norm(dim=0)
     cosines = planted.planted_parts.T @ learnt  # (planted, learnt)
     assert (cosines.max(dim=1).values > 0.999).all()  # every planted part is found...
@@ -110,14 +111,33 @@ def test_checkpoint_loads_for_inference(tmp_path, tiny_generator):
     assert loaded.hparams.feature_shape == (8, 8, 8)
 
 
-def test_diverging_fit_stops_with_a_message_and_no_broken_checkpoint(tmp_path, tiny_generator):
+def test_too_large_a_step_size_is_halved_instead_of_diverging(tmp_path, tiny_generator):
+    model, _, trainer = _fit(tmp_path, tiny_generator, max_steps=30, layer="main.3", model_kwargs={"lr": 1000.0})
+    parts_optimizer, appearances_optimizer = trainer.optimizers
+    assert parts_optimizer.step_size < 1 and appearances_optimizer.step_size < 1
+    assert model.convergence.average < 0.9 and torch.isfinite(model.parts).all()
+
+
+class NaNAfter(torch.nn.Module):
+    """Passes activations through until ``calls`` forward passes, then returns NaN."""
+
+    def __init__(self, calls):
+        super().__init__()
+        self.calls = calls
+
+    def forward(self, x):
+        self.calls -= 1
+        return x if self.calls >= 0 else x * float("nan")
+
+
+def test_activations_that_turn_non_finite_stop_the_run_without_a_broken_checkpoint(tmp_path, tiny_generator):
+    tiny_generator.main[3] = NaNAfter(calls=1 + 4 + 3)  # feature shape, 32 init samples in 4 batches, 3 steps
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1)
-    with pytest.raises(FloatingPointError, match=r"diverging at step \d+.*Lower lr \(now 1000.0\)"):
-        _fit(
-            tmp_path, tiny_generator, max_steps=50, layer="main.3", model_kwargs={"lr": 1000.0},
-            enable_checkpointing=True, callbacks=[checkpoints],
-        )
-    for path in (tmp_path / "ckpt").glob("*.ckpt"):
+    with pytest.raises(FloatingPointError, match=r"activations in batch 3 are not usable: their sum of squares is nan"):
+        _fit(tmp_path, tiny_generator, max_steps=10, layer="main.3", enable_checkpointing=True, callbacks=[checkpoints])
+    saved = sorted((tmp_path / "ckpt").glob("*.ckpt"))
+    assert len(saved) == 3
+    for path in saved:
         state = torch.load(path, weights_only=True)["state_dict"]
         assert all(torch.isfinite(tensor).all() for tensor in state.values())
 
@@ -157,7 +177,6 @@ def test_bf16_mixed_precision_fits(tmp_path, tiny_generator):
         ({"init_samples": 0}, r"init_samples=0 must be positive"),
         ({"patience": 0}, r"patience=0 must be positive"),
         ({"tol": -1.0}, r"tol=-1.0 must be 0 or more"),
-        ({"max_relative_error": 0.5}, r"max_relative_error=0.5 must be above 1"),
         ({"feature_shape": (8, 8)}, r"feature_shape=\(8, 8\) must be \(C, H, W\)"),
     ],
 )
