@@ -1,6 +1,6 @@
 """Fit the default config, then fit 10x longer, and compare the held-out relative error.
 
-    python benchmarks/fit.py [--config configs/dcgan_faces.yaml] [--factor 10] [--held-out 512]
+    python benchmarks/fit.py [--config configs/dcgan_faces.yaml] [--layer main.8] [--factor 10]
 
 Prints, for each run: steps, wall time of the whole fit (HOSVD initialisation included) and
 the relative reconstruction error ``sum_i ||Z_i - A A^T Z_i P P^T||^2 / sum_i ||Z_i||^2`` on
@@ -19,7 +19,7 @@ import torch
 from einops import rearrange
 
 from datamodules.latent_stream import latents_for
-from panda_lightning.cli import main as panda
+from panda_lightning.cli import run as panda
 from panda_lightning.factorization import reconstruction_loss
 
 HELD_OUT_STREAM = 99
@@ -37,7 +37,7 @@ def held_out_error(cli, num_samples: int) -> float:
     return loss / energy
 
 
-def fit(config: str, extra: list[str], held_out: int) -> tuple[int, float, float]:
+def fit(config: str, extra: list[str], held_out: int) -> tuple[int, float, float, str]:
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
         cli = panda([
@@ -45,23 +45,28 @@ def fit(config: str, extra: list[str], held_out: int) -> tuple[int, float, float
             "--trainer.logger.init_args.save_dir", directory, "--trainer.default_root_dir", directory, *extra,
         ])
         seconds = time.perf_counter() - start
-        return cli.trainer.global_step, seconds, held_out_error(cli, held_out)
+        steps = ", ".join(f"{o.step_size:g}" for o in cli.trainer.optimizers)
+        return cli.trainer.global_step, seconds, held_out_error(cli, held_out), steps
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/dcgan_faces.yaml")
-    parser.add_argument("--factor", type=int, default=10)
+    parser.add_argument("--layer", default=None, help="override the config's data.layer")
+    parser.add_argument("--factor", type=int, default=10, help="0 skips the longer run")
     parser.add_argument("--held-out", type=int, default=512)
     args = parser.parse_args()
     sys.argv = sys.argv[:1]  # the rest belongs to this script, not to LightningCLI
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}; config {args.config}")
+    layer = [f"--data.layer={args.layer}"] if args.layer else []
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}; config {args.config} {' '.join(layer)}")
 
-    steps, seconds, error = fit(args.config, [], args.held_out)
-    print(f"default:  {steps:>6} steps  {seconds:>7.1f} s  held-out relative error {error:.5f}", flush=True)
-    longer = [f"--trainer.max_steps={args.factor * steps}", "--model.stop_when_converged=false"]
-    long_steps, long_seconds, long_error = fit(args.config, longer, args.held_out)
-    print(f"{args.factor}x longer: {long_steps:>6} steps  {long_seconds:>7.1f} s  held-out relative error {long_error:.5f}")
+    steps, seconds, error, step_sizes = fit(args.config, layer, args.held_out)
+    print(f"default:    {steps:>6} steps {seconds:>7.1f} s  held-out relative error {error:.5f}  step sizes (P, A) {step_sizes}", flush=True)
+    if not args.factor:
+        return
+    longer = [*layer, f"--trainer.max_steps={args.factor * steps}", "--model.stop_when_converged=false"]
+    long_steps, long_seconds, long_error, _ = fit(args.config, longer, args.held_out)
+    print(f"{args.factor}x longer: {long_steps:>6} steps {long_seconds:>7.1f} s  held-out relative error {long_error:.5f}")
     print(f"default / longer: {error / long_error:.4f} ({100 * (error / long_error - 1):+.2f}%)")
 
 

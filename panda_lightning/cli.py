@@ -29,7 +29,9 @@ class PandACLI(LightningCLI):
         parser.link_arguments("data.feature_shape", "model.feature_shape", apply_on="instantiate")
 
 
-def main(args: list[str] | None = None) -> PandACLI:
+def run(args: list[str] | None = None) -> PandACLI:
+    """Run the CLI on ``args`` (``sys.argv[1:]`` when None) and return it, with its trainer,
+    model and datamodule."""
     # Our checkpoints hold the factors after each step's update, as we want; Lightning's
     # warning about manual optimisation with every_n_train_steps does not apply.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
@@ -41,6 +43,11 @@ def main(args: list[str] | None = None) -> PandACLI:
         parser_kwargs={"description": DESCRIPTION},
         args=args,
     )
+
+
+def main() -> None:
+    """The ``panda`` console script."""
+    run()
 
 
 if __name__ == "__main__":
