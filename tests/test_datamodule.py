@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 import torch
@@ -109,3 +110,9 @@ def test_a_generator_without_a_sampler_needs_latents():
     assert datamodule.feature_shape == (4, 4, 4)
     with pytest.raises(ValueError, match=r"shape=\[5, 0\] must be a non-empty list of positive sizes"):
         GaussianLatents([5, 0])
+
+
+def test_missing_face_generator_package_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gan_face_generate", None)  # makes the import fail
+    with pytest.raises(ImportError, match=r"pip install --no-deps gan-face-generate==1\.1\.1"):
+        FaceDCGAN()

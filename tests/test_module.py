@@ -82,7 +82,12 @@ def test_planted_parts_and_appearances_are_recovered(tmp_path, planted):
     assert sorted(cosines.argmax(dim=1).tolist()) == [0, 1, 2, 3]  # ...by a different learnt part
 
 
-def test_converged_fit_stops_early_and_says_so(tmp_path, planted):
+def test_a_fit_that_ends_unconverged_warns(tmp_path, tiny_generator):
+    with pytest.warns(UserWarning, match=r"PandA did not converge in 3 steps.*Raise trainer.max_steps"):
+        _fit(tmp_path, tiny_generator, max_steps=3, layer="main.3")
+
+
+def test_a_converged_fit_stops_before_max_steps(tmp_path, planted):
     model, _, trainer = _fit(tmp_path, planted, max_steps=2000, batch_size=16, model_kwargs={"patience": 20})
     assert model.convergence.converged
     assert trainer.global_step < 2000
