@@ -1,6 +1,7 @@
 """Reading a generator's activations at a named layer: hooks, so any ``nn.Module`` works.
 
-:func:`activations_at` stops the forward pass at the layer, so nothing after it runs.
+:func:`activations_at` stops the forward pass at the layer, so nothing after it runs;
+:func:`with_replaced_output` runs it whole with the layer's output edited.
 """
 
 from __future__ import annotations
@@ -70,6 +71,23 @@ def activations_at(generator: nn.Module, layer: str, run: Callable[[], Any]) -> 
     finally:
         handle.remove()
     raise RuntimeError(f"the forward pass never ran layer={layer!r}; is it used by forward()?")
+
+
+def with_replaced_output(
+    generator: nn.Module, layer: str, edit: Callable[[Tensor], Tensor], run: Callable[[], Any]
+) -> Any:
+    """The result of ``run()`` with the output ``Z`` of ``layer`` replaced by ``edit(Z)``, so the
+    rest of the generator renders the edit (``X' = G_[l:](Z')`` of Sec. 3.3.1)."""
+    module = resolve_layer(generator, layer)
+
+    def replace(_module: nn.Module, _inputs: Any, output: Any) -> Tensor:
+        return edit(_as_tensor(output, layer))
+
+    handle = module.register_forward_hook(replace)
+    try:
+        return run()
+    finally:
+        handle.remove()
 
 
 @torch.no_grad()

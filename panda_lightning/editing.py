@@ -1,0 +1,121 @@
+"""Uses of the learnt factors (paper Sec. 3.3.1 and 5.1-5.6) as pure functions on tensors.
+
+``Z: (N, C, H, W)`` are activations at the factorised layer, ``A: (C, R_C)`` the appearances
+and ``P: (H * W, R_S)`` the parts. Every function checks the indices and strengths it is
+handed, since these come straight from a user.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from einops import einsum, rearrange
+from torch import Tensor
+
+
+def _check_index(name: str, index: int, size: int, what: str) -> int:
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+        raise ValueError(f"{name}={index!r} is out of range: there are {size} {what} (0 to {size - 1}).")
+    return index
+
+
+def _check_strength(name: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value} must be a finite number.")
+    return float(value)
+
+
+def part_mask(P: Tensor, part: int, height: int, width: int) -> Tensor:
+    """The normalised part ``p_k / max(p_k)`` of Sec. 3.3.1 as an ``(H, W)`` mask in ``[0, 1]``."""
+    _check_index("part", part, P.shape[1], "parts")
+    column = P[:, part]
+    return rearrange(column / column.max().clamp_min(torch.finfo(column.dtype).tiny), "(h w) -> h w", h=height, w=width)
+
+
+def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]]) -> Tensor:
+    """``Z + sum_t alpha_t a_{j_t} m_t^T`` (Sec. 3.3.1): appearance ``j_t`` added where mask ``m_t`` is.
+
+    Args:
+        Z: activations ``(N, C, H, W)``.
+        A: appearances ``(C, R_C)``.
+        edits: ``(mask, appearance, alpha)`` triples; ``mask`` is ``(H, W)`` (a part from
+            :func:`part_mask`, or any hand-drawn mask at feature resolution), ``alpha`` the
+            strength in the activations' units.
+
+    Returns:
+        The edited activations, ``(N, C, H, W)``; ``Z`` is not changed.
+    """
+    height, width = Z.shape[-2:]
+    edited = Z.clone()
+    for t, (mask, appearance, alpha) in enumerate(edits):
+        _check_index(f"edits[{t}] appearance", appearance, A.shape[1], "appearances")
+        _check_strength(f"edits[{t}] alpha", alpha)
+        if tuple(mask.shape) != (height, width):
+            raise ValueError(
+                f"edits[{t}] mask has shape {tuple(mask.shape)}; it must match the layer's feature map "
+                f"(H, W) = ({height}, {width})."
+            )
+        edited += alpha * einsum(A[:, appearance], mask.to(Z), "c, h w -> c h w")
+    return edited
+
+
+def saliency_maps(Z: Tensor, A: Tensor) -> Tensor:
+    """``m_ik = a_k^T Z_i`` (Sec. 5.1.2): how much of each appearance is at each position.
+
+    Returns:
+        ``(N, R_C, H, W)``.
+    """
+    return einsum(A, Z, "c r, n c h w -> n r h w")
+
+
+def saliency_sums(Z: Tensor, A: Tensor) -> tuple[Tensor, int]:
+    """Sums of each appearance's saliency over samples and positions, and their count, so that
+    the localisation thresholds ``mu_k`` (the mean saliency) accumulate batch by batch."""
+    return saliency_maps(Z, A).sum(dim=(0, 2, 3)), Z.shape[0] * Z.shape[2] * Z.shape[3]
+
+
+def localise(saliency: Tensor, thresholds: Tensor) -> Tensor:
+    """The binary localisation ``m_ik >= mu_k`` (Sec. 5.1.2).
+
+    Args:
+        saliency: ``(N, R_C, H, W)`` from :func:`saliency_maps`.
+        thresholds: ``mu: (R_C,)``, each appearance's mean saliency over a dataset.
+    """
+    return saliency >= thresholds.view(1, -1, 1, 1)
+
+
+def rewrite_concept(Z: Tensor, A: Tensor, source: int, target: int, alpha: float = 1.0) -> Tensor:
+    """Replace concept ``source`` by concept ``target`` wherever it is present (Eq. 14-16).
+
+    In the basis ``Zhat = A^T Z`` the positive part of row ``source`` moves (times ``alpha``) to
+    row ``target``, its negative part stays; the result is mapped back with ``A Zhat``. Needs the
+    full orthogonal basis (``R_C = C``) so that ``Z = A A^T Z``.
+    """
+    channels, rank = A.shape
+    if rank != channels:
+        raise ValueError(
+            f"concept rewriting needs the full appearance basis, appearance_rank = C = {channels}; "
+            f"these factors have appearance_rank={rank}. Fit with appearance_rank unset (it defaults to C)."
+        )
+    _check_index("source", source, rank, "appearances")
+    _check_index("target", target, rank, "appearances")
+    alpha = _check_strength("alpha", alpha)
+    coefficients = einsum(A, Z, "c r, n c h w -> n r h w").clone()
+    present = coefficients[:, source].clamp(min=0)
+    coefficients[:, target] += alpha * present
+    coefficients[:, source] -= present  # keeps the negative part (Eq. 16)
+    return einsum(A, coefficients, "c r, n r h w -> n c h w")
+
+
+def appearance_scores(Z: Tensor, A: Tensor, appearance: int, P: Tensor | None = None) -> Tensor:
+    """How much of ``appearance`` each sample holds: ``r_ij = a_j^T Z_i 1`` (Eq. 17), or with
+    parts ``P`` at each part: ``r_ijk = a_j^T Z_i p_k`` (Eq. 18).
+
+    Returns:
+        ``(N,)`` without ``P``; ``(N, R_S)`` with it.
+    """
+    _check_index("appearance", appearance, A.shape[1], "appearances")
+    saliency = rearrange(einsum(A[:, appearance], Z, "c, n c h w -> n h w"), "n h w -> n (h w)")
+    return saliency.sum(dim=1) if P is None else saliency @ P

@@ -1,0 +1,126 @@
+"""Edits, saliency, localisation, concept rewriting and ranking against direct computations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from einops import rearrange
+
+from panda_lightning.editing import (
+    appearance_scores,
+    local_edit,
+    localise,
+    part_mask,
+    rewrite_concept,
+    saliency_maps,
+    saliency_sums,
+)
+from panda_lightning.layers import activations_at, with_replaced_output
+from panda_lightning.metrics import roir
+
+
+@pytest.fixture
+def factors():
+    generator = torch.Generator().manual_seed(0)
+    Z = torch.randn(3, 6, 4, 5, generator=generator, dtype=torch.float64)
+    A = torch.linalg.qr(torch.randn(6, 6, generator=generator, dtype=torch.float64))[0]
+    P = torch.rand(20, 3, generator=generator, dtype=torch.float64)
+    return Z, A, P
+
+
+def test_part_mask_is_the_part_scaled_to_one(factors):
+    _, _, P = factors
+    mask = part_mask(P, 1, 4, 5)
+    assert mask.shape == (4, 5) and mask.max() == 1
+    torch.testing.assert_close(mask.flatten(), P[:, 1] / P[:, 1].max())
+
+
+def test_local_edit_adds_each_appearance_at_its_mask(factors):
+    Z, A, P = factors
+    masks = [part_mask(P, k, 4, 5) for k in (0, 2)]
+    edited = local_edit(Z, A, [(masks[0], 1, 2.0), (masks[1], 4, -0.5)])
+    expected = Z + 2.0 * A[:, 1, None, None] * masks[0] - 0.5 * A[:, 4, None, None] * masks[1]
+    torch.testing.assert_close(edited, expected)
+    torch.testing.assert_close(local_edit(Z, A, [(masks[0], 1, 0.0)]), Z)
+
+
+def test_a_hand_drawn_mask_edits_only_its_pixels(factors):
+    Z, A, _ = factors
+    eye = torch.zeros(4, 5)
+    eye[1, 3] = 1  # one position: pixel-level control
+    change = local_edit(Z, A, [(eye, 0, 3.0)]) - Z
+    assert change[..., 1, 3].abs().sum() > 0
+    change[..., 1, 3] = 0
+    assert change.abs().max() == 0
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ((torch.ones(4, 5), 6, 1.0), r"edits\[0\] appearance=6 is out of range: there are 6 appearances \(0 to 5\)"),
+        ((torch.ones(4, 5), -1, 1.0), r"appearance=-1 is out of range"),
+        ((torch.ones(4, 5), 0, float("nan")), r"edits\[0\] alpha=nan must be a finite number"),
+        ((torch.ones(16, 16), 0, 1.0), r"edits\[0\] mask has shape \(16, 16\); it must match .* \(H, W\) = \(4, 5\)"),
+    ],
+)
+def test_bad_edits_are_named(factors, edit, message):
+    Z, A, _ = factors
+    with pytest.raises(ValueError, match=message):
+        local_edit(Z, A, [edit])
+
+
+def test_saliency_is_the_change_of_basis_and_localisation_thresholds_at_the_mean(factors):
+    Z, A, _ = factors
+    maps = saliency_maps(Z, A)
+    torch.testing.assert_close(maps, torch.einsum("cr,nchw->nrhw", A, Z))
+    torch.testing.assert_close(maps[1, 2], (A[:, 2] @ rearrange(Z[1], "c h w -> c (h w)")).view(4, 5))
+    halves = [saliency_sums(z, A) for z in (Z[:1], Z[1:])]
+    mean = (halves[0][0] + halves[1][0]) / (halves[0][1] + halves[1][1])
+    torch.testing.assert_close(mean, maps.mean(dim=(0, 2, 3)))
+    located = localise(maps, mean)
+    assert located.dtype == torch.bool and torch.equal(located, maps >= mean.view(1, -1, 1, 1))
+
+
+def test_rewriting_moves_the_positive_part_of_one_concept_to_another(factors):
+    Z, A, _ = factors
+    rewritten = rewrite_concept(Z, A, source=1, target=3, alpha=0.5)
+    coefficients = torch.einsum("cr,nchw->nrhw", A, Z)
+    positive = coefficients[:, 1].clamp(min=0)
+    expected = Z + torch.einsum("c,nhw->nchw", 0.5 * A[:, 3] - A[:, 1], positive)
+    torch.testing.assert_close(rewritten, expected)
+    new = torch.einsum("cr,nchw->nrhw", A, rewritten)
+    assert (new[:, 1] <= 1e-12).all()  # only the negative part of the source remains
+
+
+def test_rewriting_needs_the_full_basis_and_valid_concepts(factors):
+    Z, A, _ = factors
+    with pytest.raises(ValueError, match=r"needs the full appearance basis, appearance_rank = C = 6; .* appearance_rank=4"):
+        rewrite_concept(Z, A[:, :4], 0, 1)
+    with pytest.raises(ValueError, match=r"target=9 is out of range: there are 6 appearances"):
+        rewrite_concept(Z, A, 0, 9)
+
+
+def test_ranking_scores_sum_the_saliency_overall_or_at_each_part(factors):
+    Z, A, P = factors
+    maps = saliency_maps(Z, A)[:, 2].flatten(1)
+    torch.testing.assert_close(appearance_scores(Z, A, 2), maps.sum(1))
+    torch.testing.assert_close(appearance_scores(Z, A, 2, P), maps @ P)
+    with pytest.raises(ValueError, match=r"appearance=7 is out of range"):
+        appearance_scores(Z, A, 7)
+
+
+def test_an_edit_at_a_corner_of_the_layer_changes_the_image_mostly_there(tiny_generator):
+    latents = torch.randn(4, 8, 1, 1)
+    Z = activations_at(tiny_generator, "main.3", lambda: tiny_generator(latents))  # (4, 8, 8, 8)
+    corner = torch.zeros(8, 8)
+    corner[:3, :3] = 1
+    A = torch.eye(8)
+    with torch.no_grad():
+        original = tiny_generator(latents)
+        unchanged = with_replaced_output(tiny_generator, "main.3", lambda z: local_edit(z, A, [(corner, 0, 0.0)]), lambda: tiny_generator(latents))
+        edited = with_replaced_output(tiny_generator, "main.3", lambda z: local_edit(z, A, [(corner, 0, 5.0)]), lambda: tiny_generator(latents))
+    torch.testing.assert_close(unchanged, original)
+    image_mask = torch.zeros(16, 16)
+    image_mask[:8, :8] = 1  # the corner upsampled x2, plus the last layer's receptive field
+    assert roir(original, edited, image_mask) < 0.05
+    assert (edited - original).abs().sum() > 0

@@ -1,0 +1,53 @@
+"""ROIR on constructed cases whose answer is known."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from panda_lightning.metrics import ROIR, roir
+
+
+def _mask():
+    mask = torch.zeros(4, 4)
+    mask[:, :1] = 1  # 4 of 16 pixels
+    return mask
+
+
+def test_an_edit_confined_to_the_mask_scores_zero():
+    original = torch.rand(2, 3, 4, 4)
+    assert roir(original, original + 0.3 * _mask(), _mask()) == 0
+
+
+def test_a_uniform_global_change_scores_the_root_of_the_area_ratio():
+    original = torch.rand(2, 3, 4, 4)
+    # ||(1-M) d|| / ||M d|| for a uniform change d is sqrt(12 pixels / 4 pixels).
+    torch.testing.assert_close(roir(original, original + 0.1, _mask()), torch.tensor(3.0).sqrt())
+
+
+def test_the_metric_accumulates_the_mean_over_batches():
+    metric = ROIR()
+    original = torch.rand(3, 3, 4, 4)
+    edits = [original + 0.1, original + 0.3 * _mask(), original + 0.2 * torch.rand(3, 3, 4, 4)]
+    for edited in edits:
+        metric.update(original, edited, _mask())
+    expected = torch.stack([roir(original, edited, _mask()) for edited in edits]).mean()
+    torch.testing.assert_close(metric.compute(), expected)
+
+
+def test_per_sample_masks_are_used_per_sample():
+    original = torch.zeros(2, 1, 4, 4)
+    masks = torch.stack([_mask(), _mask().flip(1)])
+    assert roir(original, original + masks[:, None], masks) == 0
+
+
+@pytest.mark.parametrize(
+    "edited_shape, mask_shape, message",
+    [
+        ((2, 3, 4, 5), (4, 4), r"original \(2, 3, 4, 4\) and edited \(2, 3, 4, 5\) must be images of one shape"),
+        ((2, 3, 4, 4), (8, 8), r"mask has shape \(8, 8\); its last two sizes must be the images' \(4, 4\)"),
+    ],
+)
+def test_mismatched_shapes_are_named(edited_shape, mask_shape, message):
+    with pytest.raises(ValueError, match=message):
+        roir(torch.zeros(2, 3, 4, 4), torch.zeros(edited_shape), torch.zeros(mask_shape))
