@@ -1,5 +1,7 @@
 """Callbacks that render what PandA has learnt; they only read the module's state."""
 
+from callbacks.edits import EditGrid
 from callbacks.parts import PartsOverlay
+from callbacks.saliency import SaliencyMaps
 
-__all__ = ["PartsOverlay"]
+__all__ = ["EditGrid", "PartsOverlay", "SaliencyMaps"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -19,7 +19,7 @@ from datamodules.latent_stream import (
     latents_for,
 )
 from panda_lightning.generators import GaussianLatents
-from panda_lightning.layers import activations_at, resolve_layer
+from panda_lightning.layers import activations_at, resolve_layer, with_replaced_output
 
 
 class GeneratorActivations(L.LightningDataModule):
@@ -97,9 +97,13 @@ class GeneratorActivations(L.LightningDataModule):
         return activations_at(self.generator, self.layer, lambda: self.generator(latents))
 
     @torch.no_grad()
-    def generate(self, latents: Tensor) -> Tensor:
-        """Images ``(N, 3, H_img, W_img)`` from the whole generator, as it outputs them."""
-        return self.generator(latents.to(self.device))
+    def generate(self, latents: Tensor, edit: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """Images ``(N, 3, H_img, W_img)`` from the whole generator, as it outputs them; with
+        ``edit``, the activations ``Z`` at ``layer`` are replaced by ``edit(Z)`` on the way."""
+        latents = latents.to(self.device)
+        if edit is None:
+            return self.generator(latents)
+        return with_replaced_output(self.generator, self.layer, edit, lambda: self.generator(latents))
 
     # -- the stream ------------------------------------------------------------------------
 

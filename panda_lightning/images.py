@@ -54,6 +54,21 @@ def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor
     return tile(torch.stack(columns, dim=1))
 
 
+def saliency_grid(images: Tensor, saliency: Tensor) -> Tensor:
+    """A picture ``(3, H_grid, W_grid)``: one row per image; the image, then each appearance's
+    saliency map, grey at 0 and scaled per appearance by its largest magnitude in these images.
+
+    Args:
+        images: ``(N, 3, H_img, W_img)`` in ``[0, 1]``.
+        saliency: ``(N, K, h, w)`` from :func:`panda_lightning.editing.saliency_maps`.
+    """
+    scale = saliency.abs().amax(dim=(0, 2, 3), keepdim=True).clamp_min(torch.finfo(saliency.dtype).tiny)
+    grey = (saliency / scale + 1) / 2
+    maps = F.interpolate(grey, size=images.shape[-2:], mode="nearest")
+    columns = torch.cat([images[:, None], maps[:, :, None].expand(-1, -1, 3, -1, -1)], dim=1)
+    return tile(columns)
+
+
 def tile(cells: Tensor, padding: int = 2) -> Tensor:
     """Cells ``(rows, cols, 3, H, W)`` into one ``(3, H_grid, W_grid)`` picture on white."""
     cells = F.pad(cells, (padding,) * 4, value=1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 import torch
 from einops import rearrange
@@ -9,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from panda_lightning.convergence import ConvergenceTracker
+from panda_lightning.editing import local_edit, part_mask
 from panda_lightning.factorization import (
     channel_scatter,
     hosvd_appearances,
@@ -76,6 +79,7 @@ class PandA(L.LightningModule):
             random_parts(height * width, parts_rank, torch.Generator().manual_seed(seed))
         )
         self.register_buffer("initialised", torch.tensor(False))
+        self.register_buffer("activation_scale", torch.tensor(1.0))
         self.convergence = ConvergenceTracker(tol=tol, patience=patience)
 
     # -- the algorithm -----------------------------------------------------------------------
@@ -107,6 +111,9 @@ class PandA(L.LightningModule):
         _check_finite_activations(scatter.trace(), "the initialisation samples")
         appearances = self.trainer.strategy.broadcast(hosvd_appearances(scatter, self.appearances.shape[1]))
         self.appearances.copy_(appearances)
+        _, height, width = self.hparams.feature_shape
+        # The RMS norm of one position's channel fibre: the unit of edit strengths.
+        self.activation_scale.copy_((scatter.trace() / (self.hparams.init_samples * height * width)).sqrt())
         self.initialised.fill_(True)
 
     @torch.no_grad()
@@ -173,6 +180,26 @@ class PandA(L.LightningModule):
                 f"({self.convergence.average:.5f}) was still falling by more than tol="
                 f"{self.hparams.tol}. Raise trainer.max_steps to fit further."
             )
+
+    # -- using the factors ---------------------------------------------------------------------
+
+    @torch.no_grad()
+    def local_edit(self, activations: Tensor, edits: Sequence[tuple[int | Tensor, int, float]]) -> Tensor:
+        """Edit activations ``(N, C, H, W)`` at parts or masks with chosen appearances (Sec. 3.3.1).
+
+        Args:
+            edits: ``(where, appearance, alpha)`` triples. ``where`` is a part index or an
+                ``(H, W)`` mask in ``[0, 1]`` at the layer's resolution (pixel-level control).
+                ``alpha`` is relative to the layer's typical activation: ``alpha = 1`` adds, at a
+                position where the mask is 1, a vector as long as a typical position's activations.
+        """
+        _, height, width = self.hparams.feature_shape
+        parts, scale = self.parts.detach(), self.activation_scale.item()
+        scaled = [
+            (part_mask(parts, where, height, width) if isinstance(where, int) else where, appearance, alpha * scale)
+            for where, appearance, alpha in edits
+        ]
+        return local_edit(activations, self.appearances.detach(), scaled)
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import GeneratorActivations
 from panda_lightning import PandA
+from panda_lightning.editing import part_mask
 from panda_lightning.factorization import channel_scatter, hosvd_appearances, random_parts, reconstruction_loss
 
 
@@ -194,3 +195,19 @@ def test_fitting_without_the_streaming_datamodule_explains_what_is_needed(tmp_pa
     loader = torch.utils.data.DataLoader(torch.randn(4, 2, 3, 3), batch_size=2)
     with pytest.raises(TypeError, match="initialisation_batches"):
         _trainer(tmp_path, 1).fit(PandA((2, 3, 3), parts_rank=2), loader)
+
+
+def test_edit_strength_is_in_units_of_the_typical_activation(tmp_path, tiny_generator):
+    model, datamodule, _ = _fit(tmp_path, tiny_generator, max_steps=2, layer="main.3", model_kwargs={"init_samples": 16})
+    Z = torch.cat(list(datamodule.initialisation_batches(16)))
+    rms_fibre_norm = Z.square().sum(dim=1).mean().sqrt()  # over samples and positions
+    torch.testing.assert_close(model.activation_scale, rms_fibre_norm, rtol=1e-5, atol=0)
+
+    mask = torch.zeros(8, 8)
+    mask[2, 5] = 1
+    change = model.local_edit(Z[:2], [(mask, 3, 1.0)]) - Z[:2]
+    # alpha = 1 adds, where the mask is 1, a vector as long as a typical position's activations.
+    torch.testing.assert_close(change[:, :, 2, 5].norm(dim=1), rms_fibre_norm.expand(2), rtol=1e-3, atol=0)
+    by_part = model.local_edit(Z[:2], [(1, 3, 2.0)]) - Z[:2]
+    expected = 2.0 * model.activation_scale * torch.einsum("c,hw->chw", model.appearances[:, 3], part_mask(model.parts, 1, 8, 8))
+    torch.testing.assert_close(by_part, expected.expand_as(by_part).detach())

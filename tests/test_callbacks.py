@@ -1,0 +1,72 @@
+"""The picture callbacks: what they draw, where, and that they only read the module."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from PIL import Image
+
+from callbacks import EditGrid, PartsOverlay, SaliencyMaps
+from datamodules import GeneratorActivations
+from panda_lightning import PandA
+
+
+def _fit(tmp_path, generator, callbacks, logger):
+    datamodule = GeneratorActivations(generator, layer="main.3", batch_size=8)
+    model = PandA(datamodule.feature_shape, parts_rank=3, init_samples=16)
+    trainer = L.Trainer(
+        max_steps=4, default_root_dir=tmp_path, logger=logger, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
+    )
+    trainer.fit(model, datamodule)
+    return model, trainer
+
+
+def test_each_callback_writes_its_png_and_tensorboard_image(tmp_path, tiny_generator):
+    pictures = [PartsOverlay(num_samples=2, every_n_steps=2), SaliencyMaps(num_samples=2, num_appearances=3, every_n_steps=2), EditGrid(num_appearances=2)]
+    _, trainer = _fit(tmp_path, tiny_generator, pictures, TensorBoardLogger(tmp_path, name="tb"))
+    # 16x16 images with 2 px padding on each side: 20 px a cell.
+    expected = {"parts.png": (2 + 3, 2), "saliency.png": (1 + 3, 2), "edits.png": (1 + 2, 3)}
+    for callback in pictures:
+        with Image.open(callback.last_path) as picture:
+            columns, rows = expected[callback.last_path.name]
+            assert picture.size == (20 * columns, 20 * rows)
+        assert callback.last_path.parent == tmp_path / "tb" / "version_0"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload()
+    assert {"parts", "saliency", "edits"} <= set(events.Tags()["images"])
+    assert [event.step for event in events.Images("parts")] == [2, 4, 4]  # every 2 steps, and at the end
+
+
+def test_callbacks_skip_tensorboard_quietly_with_another_logger_and_leave_the_module_as_it_was(tmp_path, tiny_generator):
+    model, _ = _fit(tmp_path, tiny_generator, [EditGrid(every_n_steps=1)], CSVLogger(tmp_path))
+    before = (model.parts.clone(), model.appearances.clone(), model.training)
+    EditGrid(num_appearances=2).picture(model.trainer.datamodule, model, torch.randn(1, 8, 1, 1))
+    assert torch.equal(model.parts, before[0]) and torch.equal(model.appearances, before[1])
+    assert model.training == before[2]
+
+
+def test_the_edit_grid_edits_one_part_at_a_time(tmp_path, tiny_generator):
+    model, trainer = _fit(tmp_path, tiny_generator, [], False)
+    datamodule = trainer.datamodule
+    latent = datamodule.preview_latents(1, 0)
+    original = datamodule.generate(latent)
+    edited = datamodule.generate(latent, edit=lambda z: model.local_edit(z, [(0, 1, 0.0)]))
+    torch.testing.assert_close(edited, original)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: PartsOverlay(num_samples=0), "num_samples=0 must be a positive integer"),
+        (lambda: SaliencyMaps(every_n_steps=-1), r"every_n_steps=-1 must be 0 \(only at the end\) or more"),
+        (lambda: SaliencyMaps(num_appearances=0), "num_appearances=0 must be a positive integer"),
+        (lambda: EditGrid(alpha=float("inf")), "alpha=inf must be a finite number"),
+    ],
+)
+def test_bad_arguments_are_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
