@@ -119,3 +119,37 @@ def appearance_scores(Z: Tensor, A: Tensor, appearance: int, P: Tensor | None = 
     _check_index("appearance", appearance, A.shape[1], "appearances")
     saliency = rearrange(einsum(A[:, appearance], Z, "c, n c h w -> n h w"), "n h w -> n (h w)")
     return saliency.sum(dim=1) if P is None else saliency @ P
+
+
+def border_mask(height: int, width: int, thickness: int | None = None) -> Tensor:
+    """``(H, W)`` boolean ring of ``thickness`` positions (default an eighth of the shorter side)."""
+    thickness = thickness or max(1, min(height, width) // 8)
+    mask = torch.ones(height, width, dtype=torch.bool)
+    mask[thickness:-thickness, thickness:-thickness] = False
+    return mask
+
+
+def border_contrast(Z: Tensor, A: Tensor, border: Tensor) -> tuple[Tensor, int]:
+    """For each appearance, summed over samples: its mean saliency on ``border`` minus its mean
+    saliency inside, ``a_k^T (mean border fibre - mean interior fibre)``; and the sample count.
+
+    Sums, so they accumulate over batches and devices; divide by the count for the mean.
+    """
+    saliency = saliency_maps(Z, A)  # (N, R_C, H, W)
+    border = border.to(saliency.device)
+    contrast = saliency[..., border].mean(-1) - saliency[..., ~border].mean(-1)
+    return contrast.sum(0), Z.shape[0]
+
+
+def background_appearance(mean_contrast: Tensor) -> tuple[int, float]:
+    """The "background" appearance for object removal: the one whose saliency is higher on the
+    image border than inside by the most (``mean_contrast`` from :func:`border_contrast`).
+
+    The paper picks it by eye (Sec. 5.2); the border is where backgrounds are in centred
+    generators. Appearances are signed directions, so a strongly negative contrast counts too.
+
+    Returns:
+        ``(appearance, sign)``: edit with ``sign * alpha`` to paint the background in.
+    """
+    appearance = int(mean_contrast.abs().argmax())
+    return appearance, float(mean_contrast[appearance].sign())

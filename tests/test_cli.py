@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,14 @@ def test_console_script_fit_writes_checkpoint_tensorboard_logs_and_parts_picture
     assert {"train/relative_error", "train/loss", "train/parts_orthogonality_error", "train/parts_sparsity"} <= set(
         events.Tags()["scalars"]
     )
-    assert "parts" in events.Tags()["images"]
+    assert {"parts", "saliency", "edits"} <= set(events.Tags()["images"])
+
+    # The README's Python example runs on this checkpoint as it is written.
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = re.search(r"From Python, with a fitted checkpoint.*?```python\n(.*?)```", readme, re.S).group(1)
+    namespace: dict = {}
+    exec(example.replace("runs/dcgan_faces/version_0/checkpoints/last.ckpt", str(log_dir / "checkpoints" / "last.ckpt")), namespace)
+    assert namespace["edited"].shape == (8, 3, 64, 64) and namespace["scores"].shape == (8, 8)
 
 
 @pytest.mark.slow

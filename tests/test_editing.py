@@ -8,6 +8,9 @@ from einops import rearrange
 
 from panda_lightning.editing import (
     appearance_scores,
+    background_appearance,
+    border_contrast,
+    border_mask,
     local_edit,
     localise,
     part_mask,
@@ -124,3 +127,22 @@ def test_an_edit_at_a_corner_of_the_layer_changes_the_image_mostly_there(tiny_ge
     image_mask[:8, :8] = 1  # the corner upsampled x2, plus the last layer's receptive field
     assert roir(original, edited, image_mask) < 0.05
     assert (edited - original).abs().sum() > 0
+
+
+def test_border_mask_is_a_ring():
+    ring = border_mask(8, 8)
+    assert ring.sum() == 8 * 8 - 6 * 6 and not ring[1:-1, 1:-1].any()
+    assert border_mask(16, 16, thickness=3).sum() == 16 * 16 - 10 * 10
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_background_is_the_appearance_strongest_on_the_border(sign):
+    generator = torch.Generator().manual_seed(0)
+    A = torch.linalg.qr(torch.randn(6, 6, generator=generator))[0]
+    Z = torch.randn(10, 6, 8, 8, generator=generator)
+    ring = border_mask(8, 8)
+    Z += sign * 3.0 * A[:, 4, None, None] * ring  # appearance 4 (or its negative) fills the border
+    halves = [border_contrast(z, A, ring) for z in (Z[:4], Z[4:])]
+    mean_contrast = (halves[0][0] + halves[1][0]) / (halves[0][1] + halves[1][1])
+    torch.testing.assert_close(mean_contrast, border_contrast(Z, A, ring)[0] / 10)
+    assert background_appearance(mean_contrast) == (4, sign)
