@@ -22,7 +22,7 @@ from datamodules.latent_stream import latents_for
 from panda_lightning.cli import run as panda
 from panda_lightning.factorization import reconstruction_loss
 
-HELD_OUT_STREAM = 99
+EVALUATION_STREAM = 99  # apart from the fit's own streams (seed 12345)
 
 
 def held_out_error(cli, num_samples: int) -> float:
@@ -30,7 +30,7 @@ def held_out_error(cli, num_samples: int) -> float:
     appearances, parts = model.appearances.detach().cpu(), model.parts.detach().cpu()
     loss = energy = 0.0
     for start in range(0, num_samples, 128):
-        latents = latents_for(datamodule.sampler, 12345, HELD_OUT_STREAM, range(start, min(start + 128, num_samples)))
+        latents = latents_for(datamodule.sampler, 12345, EVALUATION_STREAM, range(start, min(start + 128, num_samples)))
         Z = rearrange(datamodule.activations(latents).cpu(), "n c h w -> n c (h w)")
         loss += reconstruction_loss(Z, appearances, parts).item()
         energy += Z.square().sum().item()

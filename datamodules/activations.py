@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import lightning as L
@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from datamodules.latent_stream import (
-    INITIALISATION_STREAM,
+    HELD_OUT_STREAM,
     TRAIN_STREAM,
     LatentSampler,
     PREVIEW_STREAM,
@@ -65,7 +65,7 @@ class GeneratorActivations(L.LightningDataModule):
         self.num_workers = num_workers
         self.next_batch = 0
         self.feature_shape: tuple[int, int, int] = tuple(
-            self.activations(latents_for(self.sampler, seed, INITIALISATION_STREAM, range(1))).shape[1:]
+            self.activations(latents_for(self.sampler, seed, HELD_OUT_STREAM, range(1))).shape[1:]
         )
 
     @staticmethod
@@ -126,14 +126,17 @@ class GeneratorActivations(L.LightningDataModule):
         self.next_batch = int(batch_index) + 1
         return self.activations(latents)
 
-    def initialisation_batches(self, num_samples: int) -> Iterator[Tensor]:
+    def held_out_batches(self, num_samples: int) -> Iterator[Tensor]:
         """Activations of ``num_samples`` samples in all, split over the devices, from a stream
-        of their own (the training stream is untouched). Used for the HOSVD initialisation."""
+        apart from the training stream: for the HOSVD initialisation and dataset statistics."""
         rank, world_size = self._rank_and_world()
         mine = range(rank, num_samples, world_size)
         for start in range(0, len(mine), self.batch_size):
-            indices = mine[start : start + self.batch_size]
-            yield self.activations(latents_for(self.sampler, self.seed, INITIALISATION_STREAM, indices))
+            yield self.activations(self.held_out_latents(mine[start : start + self.batch_size]))
+
+    def held_out_latents(self, indices: Sequence[int]) -> Tensor:
+        """The latents of the held-out samples with these indices."""
+        return latents_for(self.sampler, self.seed, HELD_OUT_STREAM, indices)
 
     def preview_latents(self, num_samples: int, seed: int) -> Tensor:
         """Fixed latents for pictures, from a stream of their own."""

@@ -8,7 +8,7 @@ and sees the same samples whatever the number of devices or workers for the same
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 LatentSampler = Callable[[int, torch.Generator], Tensor]
 
 TRAIN_STREAM = 0
-INITIALISATION_STREAM = 1
+HELD_OUT_STREAM = 1
 PREVIEW_STREAM = 2
 
 
@@ -28,7 +28,7 @@ def sample_seed(seed: int, stream: int, index: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
-def latents_for(sampler: LatentSampler, seed: int, stream: int, indices: range) -> Tensor:
+def latents_for(sampler: LatentSampler, seed: int, stream: int, indices: Iterable[int]) -> Tensor:
     """The latents of the samples with global ``indices``, stacked along dimension 0."""
     generator = torch.Generator()
     return torch.cat(

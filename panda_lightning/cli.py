@@ -7,6 +7,7 @@ import warnings
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules import GeneratorActivations
+from panda_lightning.commands import PandATrainer
 from panda_lightning.module import PandA
 
 
@@ -21,12 +22,14 @@ class PandACLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        # PandA has no validation or test data: fitting is the one thing to do.
-        return {"fit": LightningCLI.subcommands()["fit"]}
+        # No validation or test data: fit, then the picture subcommands of PandATrainer.
+        pictures = {name: {"model", "datamodule"} for name in ("edit", "saliency", "rewrite", "rank")}
+        return {"fit": LightningCLI.subcommands()["fit"], **pictures}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The parameters' shapes come from the generator's layer, not from the user.
         parser.link_arguments("data.feature_shape", "model.feature_shape", apply_on="instantiate")
+        parser.link_arguments("data.layer", "model.layer")
 
 
 def run(args: list[str] | None = None) -> PandACLI:
@@ -38,6 +41,7 @@ def run(args: list[str] | None = None) -> PandACLI:
     return PandACLI(
         PandA,
         GeneratorActivations,
+        trainer_class=PandATrainer,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"description": DESCRIPTION},

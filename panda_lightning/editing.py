@@ -15,7 +15,8 @@ from einops import einsum, rearrange
 from torch import Tensor
 
 
-def _check_index(name: str, index: int, size: int, what: str) -> int:
+def check_index(name: str, index: int, size: int, what: str) -> int:
+    """``index`` if it is a valid index of ``size`` ``what``; otherwise a ValueError naming both."""
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
         raise ValueError(f"{name}={index!r} is out of range: there are {size} {what} (0 to {size - 1}).")
     return index
@@ -29,7 +30,7 @@ def _check_strength(name: str, value: float) -> float:
 
 def part_mask(P: Tensor, part: int, height: int, width: int) -> Tensor:
     """The normalised part ``p_k / max(p_k)`` of Sec. 3.3.1 as an ``(H, W)`` mask in ``[0, 1]``."""
-    _check_index("part", part, P.shape[1], "parts")
+    check_index("part", part, P.shape[1], "parts")
     column = P[:, part]
     return rearrange(column / column.max().clamp_min(torch.finfo(column.dtype).tiny), "(h w) -> h w", h=height, w=width)
 
@@ -50,7 +51,7 @@ def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]])
     height, width = Z.shape[-2:]
     edited = Z.clone()
     for t, (mask, appearance, alpha) in enumerate(edits):
-        _check_index(f"edits[{t}] appearance", appearance, A.shape[1], "appearances")
+        check_index(f"edits[{t}] appearance", appearance, A.shape[1], "appearances")
         _check_strength(f"edits[{t}] alpha", alpha)
         if tuple(mask.shape) != (height, width):
             raise ValueError(
@@ -99,8 +100,8 @@ def rewrite_concept(Z: Tensor, A: Tensor, source: int, target: int, alpha: float
             f"concept rewriting needs the full appearance basis, appearance_rank = C = {channels}; "
             f"these factors have appearance_rank={rank}. Fit with appearance_rank unset (it defaults to C)."
         )
-    _check_index("source", source, rank, "appearances")
-    _check_index("target", target, rank, "appearances")
+    check_index("source", source, rank, "appearances")
+    check_index("target", target, rank, "appearances")
     alpha = _check_strength("alpha", alpha)
     coefficients = einsum(A, Z, "c r, n c h w -> n r h w").clone()
     present = coefficients[:, source].clamp(min=0)
@@ -116,7 +117,7 @@ def appearance_scores(Z: Tensor, A: Tensor, appearance: int, P: Tensor | None = 
     Returns:
         ``(N,)`` without ``P``; ``(N, R_S)`` with it.
     """
-    _check_index("appearance", appearance, A.shape[1], "appearances")
+    check_index("appearance", appearance, A.shape[1], "appearances")
     saliency = rearrange(einsum(A[:, appearance], Z, "c, n c h w -> n h w"), "n h w -> n (h w)")
     return saliency.sum(dim=1) if P is None else saliency @ P
 

@@ -54,19 +54,37 @@ def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor
     return tile(torch.stack(columns, dim=1))
 
 
-def saliency_grid(images: Tensor, saliency: Tensor) -> Tensor:
-    """A picture ``(3, H_grid, W_grid)``: one row per image; the image, then each appearance's
-    saliency map, grey at 0 and scaled per appearance by its largest magnitude in these images.
+def saliency_grid(images: Tensor, saliency: Tensor, located: Tensor | None = None) -> Tensor:
+    """A picture ``(3, H_grid, W_grid)``: one row per image; the image, then for each appearance
+    its saliency map (grey at 0, scaled by the appearance's largest magnitude in these images)
+    and, given ``located``, the image lit where the appearance is localised.
 
     Args:
         images: ``(N, 3, H_img, W_img)`` in ``[0, 1]``.
         saliency: ``(N, K, h, w)`` from :func:`panda_lightning.editing.saliency_maps`.
+        located: ``(N, K, h, w)`` booleans from :func:`panda_lightning.editing.localise`.
     """
+    size = images.shape[-2:]
     scale = saliency.abs().amax(dim=(0, 2, 3), keepdim=True).clamp_min(torch.finfo(saliency.dtype).tiny)
-    grey = (saliency / scale + 1) / 2
-    maps = F.interpolate(grey, size=images.shape[-2:], mode="nearest")
-    columns = torch.cat([images[:, None], maps[:, :, None].expand(-1, -1, 3, -1, -1)], dim=1)
-    return tile(columns)
+    grey = F.interpolate((saliency / scale + 1) / 2, size=size, mode="nearest")
+    lit = None if located is None else F.interpolate(located.float(), size=size, mode="nearest")
+    columns = [images]
+    for k in range(saliency.shape[1]):
+        columns.append(grey[:, k : k + 1].expand_as(images))
+        if lit is not None:
+            columns.append(images * (0.2 + 0.8 * lit[:, k : k + 1]))
+    return tile(torch.stack(columns, dim=1))
+
+
+def load_mask(path: str | os.PathLike, size: tuple[int, int]) -> Tensor:
+    """A hand-drawn mask from an image file (white = 1), averaged down to ``size``: ``(H, W)``."""
+    try:
+        with Image.open(path) as picture:
+            grey = np.asarray(picture.convert("L"), dtype=np.float32) / 255
+    except (FileNotFoundError, OSError) as error:
+        raise ValueError(f"mask {str(path)!r} cannot be read as an image: {error}") from error
+    mask = torch.from_numpy(grey)[None, None]
+    return F.interpolate(mask, size=size, mode="area")[0, 0]
 
 
 def tile(cells: Tensor, padding: int = 2) -> Tensor:

@@ -38,6 +38,8 @@ class PandA(L.LightningModule):
 
     Args:
         feature_shape: ``(C, H, W)`` of the activations; the CLI takes it from the data.
+        layer: the generator layer factorised, kept to check later uses of a checkpoint; the
+            CLI takes it from the data.
         parts_rank: ``R_S``, the number of parts, at most ``H * W``.
         appearance_rank: ``R_C``, the number of appearances, at most ``C``; ``None`` for ``C``.
         lr: first step size of projected gradient descent on the relative error; halved
@@ -52,6 +54,7 @@ class PandA(L.LightningModule):
     def __init__(
         self,
         feature_shape: tuple[int, int, int],
+        layer: str | None = None,
         parts_rank: int = 8,
         appearance_rank: int | None = None,
         lr: float = 0.5,
@@ -96,11 +99,11 @@ class PandA(L.LightningModule):
 
     @torch.no_grad()
     def _initialise_appearances(self) -> None:
-        batches = getattr(self.trainer.datamodule, "initialisation_batches", None)
+        batches = getattr(self.trainer.datamodule, "held_out_batches", None)
         if batches is None:
             raise TypeError(
                 "PandA initialises its appearances from streamed activations: fit it with a "
-                "DataModule that has initialisation_batches(num_samples), such as "
+                "DataModule that has held_out_batches(num_samples), such as "
                 "datamodules.GeneratorActivations."
             )
         channels = self.appearances.shape[0]

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from panda_lightning import PandA
+from panda_lightning.images import save_png
 from panda_lightning.cli import run
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -32,19 +34,28 @@ def _fit_args(tmp_path, *extra):
     ]
 
 
-@pytest.mark.slow
-def test_console_script_fit_writes_checkpoint_tensorboard_logs_and_parts_picture(tmp_path):
-    panda = Path(sys.executable).parent / "panda"  # the installed console script, as a user runs it
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One short fit through the installed console script, as a user runs it: its log folder."""
+    tmp_path = tmp_path_factory.mktemp("fit")
+    panda = Path(sys.executable).parent / "panda"
     done = subprocess.run([str(panda), *_fit_args(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     (log_dir,) = (tmp_path / "runs" / "dcgan_faces").glob("version_*")
+    return log_dir
+
+
+@pytest.mark.slow
+def test_fit_writes_checkpoint_tensorboard_logs_and_pictures(fitted):
+    log_dir = fitted
     assert list(log_dir.glob("events.out.tfevents.*"))
     model = PandA.load_from_checkpoint(log_dir / "checkpoints" / "last.ckpt")
-    assert model.hparams.feature_shape == (128, 16, 16)
+    assert model.hparams.feature_shape == (128, 16, 16) and model.hparams.layer == "main.8"
     assert model.parts.shape == (256, 8) and (model.parts >= 0).all() and bool(model.initialised)
     # One row per sample; columns: image, all parts, and each of the 8 parts (64 px + padding).
     with Image.open(log_dir / "parts.png") as picture:
         assert picture.size == (10 * 68, 6 * 68)
+    assert (log_dir / "saliency.png").is_file() and (log_dir / "edits.png").is_file()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(log_dir)).Reload()
@@ -53,19 +64,77 @@ def test_console_script_fit_writes_checkpoint_tensorboard_logs_and_parts_picture
     )
     assert {"parts", "saliency", "edits"} <= set(events.Tags()["images"])
 
-    # The README's Python example runs on this checkpoint as it is written.
+
+@pytest.mark.slow
+def test_readme_python_example_runs_on_a_fitted_checkpoint(fitted):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     example = re.search(r"From Python, with a fitted checkpoint.*?```python\n(.*?)```", readme, re.S).group(1)
     namespace: dict = {}
-    exec(example.replace("runs/dcgan_faces/version_0/checkpoints/last.ckpt", str(log_dir / "checkpoints" / "last.ckpt")), namespace)
+    exec(example.replace("runs/dcgan_faces/version_0/checkpoints/last.ckpt", str(fitted / "checkpoints" / "last.ckpt")), namespace)
     assert namespace["edited"].shape == (8, 3, 64, 64) and namespace["scores"].shape == (8, 8)
+
+
+def _picture_args(fitted, subcommand, *extra):
+    checkpoint = str(fitted / "checkpoints" / "last.ckpt")
+    return [subcommand, "--config", str(fitted / "config.yaml"), "--ckpt_path", checkpoint, *extra]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "subcommand, extra, size",
+    [
+        ("edit", ["--edits", "[[0, 5, 3.0], [2, 1, -2.0]]", "--num_samples", "2"], (3 * 68, 2 * 68)),
+        ("rewrite", ["--source", "1", "--target", "4", "--num_samples", "3"], (3 * 68, 3 * 68)),
+        ("saliency", ["--appearances", "[0, 3]", "--num_samples", "2", "--threshold_samples", "64"], (5 * 68, 2 * 68)),
+        ("rank", ["--appearance", "2", "--part", "0", "--num_samples", "32", "--show", "4"], (4 * 68, 2 * 68)),
+    ],
+)
+def test_picture_subcommands_write_their_png(fitted, tmp_path, subcommand, extra, size):
+    output = tmp_path / f"{subcommand}.png"
+    run(_picture_args(fitted, subcommand, *extra, "--output", str(output)))
+    with Image.open(output) as picture:
+        assert picture.size == size
+
+
+@pytest.mark.slow
+def test_an_edit_at_a_hand_drawn_mask_changes_the_image_there(fitted, tmp_path):
+    mask = torch.zeros(64, 64)
+    mask[8:24, 40:56] = 1  # a square at the top right
+    save_png(mask.expand(3, -1, -1), tmp_path / "mask.png")
+    output = tmp_path / "edit.png"
+    edits = f"[['{tmp_path / 'mask.png'}', 3, 5.0]]"
+    run(_picture_args(fitted, "edit", "--edits", edits, "--num_samples", "2", "--output", str(output)))
+    with Image.open(output) as picture:  # the third column of the first row: the difference
+        difference = torch.tensor(np.asarray(picture.convert("L")), dtype=torch.float32)[2:66, 2 * 68 + 2 : 2 * 68 + 66]
+    inside = difference[8:24, 40:56].mean()
+    outside = torch.cat([difference[:, :32].flatten(), difference[32:, :].flatten()]).mean()
+    assert inside > 5 * outside
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--data.layer", "main.11", "--edits", "[[0, 1, 1.0]]"],
+            r"holds factors of layer 'main\.8' with activations \(128, 16, 16\), but the configured "
+            r"generator's layer 'main\.11' gives \(64, 32, 32\)",
+        ),
+        (["--edits", "[[0, 500, 1.0]]"], r"appearance=500 is out of range: there are 128 appearances"),
+        (["--edits", "[[9, 0, 1.0]]"], r"part=9 is out of range: there are 8 parts"),
+        (["--edits", "[['missing.png', 0, 1.0]]"], r"mask 'missing\.png' cannot be read as an image"),
+    ],
+)
+def test_picture_subcommands_name_bad_input(fitted, tmp_path, extra, message):
+    with pytest.raises(ValueError, match=message):
+        run(_picture_args(fitted, "edit", "--output", str(tmp_path / "x.png"), *extra))
 
 
 @pytest.mark.slow
 def test_console_script_help_explains_the_options():
     panda = Path(sys.executable).parent / "panda"  # the installed console script
     top = subprocess.run([str(panda), "--help"], capture_output=True, text=True, check=True).stdout
-    assert "{fit}" in top and "configs/dcgan_faces.yaml" in top
+    assert "{fit,edit,saliency,rewrite,rank}" in top and "configs/dcgan_faces.yaml" in top
     fit = subprocess.run([sys.executable, "-m", "panda_lightning.cli", "fit", "--help"], capture_output=True, text=True, check=True).stdout
     assert "the number of parts" in fit and "dotted path of the sub-module" in fit
 

@@ -81,9 +81,9 @@ def test_workers_do_not_change_the_stream(tiny_generator):
         torch.testing.assert_close(a, b)
 
 
-def test_initialisation_batches_are_their_own_stream_and_split_over_ranks(tiny_generator):
+def test_held_out_batches_are_their_own_stream_and_split_over_ranks(tiny_generator):
     datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=4)
-    batches = list(datamodule.initialisation_batches(10))
+    batches = list(datamodule.held_out_batches(10))
     assert [b.shape[0] for b in batches] == [4, 4, 2]
     assert not torch.allclose(batches[0], _batches(datamodule, 1)[0])
 

@@ -53,7 +53,7 @@ def test_one_training_step_is_one_iteration_of_algorithm_1(tmp_path, tiny_genera
         tmp_path, tiny_generator, max_steps=1, layer="main.3", model_kwargs={"lr": lr, "init_samples": 16, "seed": 3}
     )
     unfold = lambda z: rearrange(z, "n c h w -> n c (h w)")
-    scatter = sum(channel_scatter(unfold(z)) for z in datamodule.initialisation_batches(16))
+    scatter = sum(channel_scatter(unfold(z)) for z in datamodule.held_out_batches(16))
     A0 = hosvd_appearances(scatter, 8)
     P0 = random_parts(64, 4, torch.Generator().manual_seed(3))
     first = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
@@ -75,7 +75,7 @@ def test_global_step_counts_iterations_and_each_consumes_one_batch(tmp_path, tin
 
 def test_planted_parts_and_appearances_are_recovered(tmp_path, planted):
     model, datamodule, _ = _fit(tmp_path, planted, max_steps=300, batch_size=16, model_kwargs={"stop_when_converged": False})
-    Z = rearrange(next(datamodule.initialisation_batches(16)), "n c h w -> n c (h w)")
+    Z = rearrange(next(datamodule.held_out_batches(16)), "n c h w -> n c (h w)")
     assert reconstruction_loss(Z, model.appearances.detach(), model.parts.detach()) < 1e-5 * Z.square().sum()
     learnt = model.parts.detach() / model.parts.detach().norm(dim=0)
     cosines = planted.planted_parts.T @ learnt  # (planted, learnt)
@@ -193,13 +193,13 @@ def test_bad_arguments_are_named(kwargs, message):
 
 def test_fitting_without_the_streaming_datamodule_explains_what_is_needed(tmp_path):
     loader = torch.utils.data.DataLoader(torch.randn(4, 2, 3, 3), batch_size=2)
-    with pytest.raises(TypeError, match="initialisation_batches"):
+    with pytest.raises(TypeError, match="held_out_batches"):
         _trainer(tmp_path, 1).fit(PandA((2, 3, 3), parts_rank=2), loader)
 
 
 def test_edit_strength_is_in_units_of_the_typical_activation(tmp_path, tiny_generator):
     model, datamodule, _ = _fit(tmp_path, tiny_generator, max_steps=2, layer="main.3", model_kwargs={"init_samples": 16})
-    Z = torch.cat(list(datamodule.initialisation_batches(16)))
+    Z = torch.cat(list(datamodule.held_out_batches(16)))
     rms_fibre_norm = Z.square().sum(dim=1).mean().sqrt()  # over samples and positions
     torch.testing.assert_close(model.activation_scale, rms_fibre_norm, rtol=1e-5, atol=0)
 

@@ -1,0 +1,203 @@
+"""PandA's picture subcommands (``panda edit | saliency | rewrite | rank``) on a fitted checkpoint.
+
+LightningCLI builds the generator and DataModule from the same config as ``panda fit`` and
+calls these methods; each loads the checkpoint, checks that it belongs to that generator's
+layer, and writes one PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from datamodules import GeneratorActivations
+from panda_lightning.editing import (
+    appearance_scores,
+    check_index,
+    localise,
+    rewrite_concept,
+    saliency_maps,
+    saliency_sums,
+)
+from panda_lightning.images import load_mask, saliency_grid, save_png, tile, to_unit_range
+from panda_lightning.module import PandA
+
+
+class PandATrainer(L.Trainer):
+    """Lightning's Trainer with PandA's picture subcommands."""
+
+    def edit(
+        self,
+        model: PandA,
+        datamodule: GeneratorActivations,
+        ckpt_path: str,
+        edits: list[tuple[int | str, int, float]],
+        num_samples: int = 6,
+        seed: int = 0,
+        output: str = "edit.png",
+        weights_only: bool | None = None,
+    ) -> Path:
+        """Edit generated samples at parts or hand-drawn masks with chosen appearances (Sec. 3.3.1).
+
+        Args:
+            ckpt_path: the fitted checkpoint.
+            edits: ``[where, appearance, alpha]`` triples: ``where`` a part index or the path of a
+                PNG mask (white = edit; any size, resized to the layer), ``alpha`` the strength
+                relative to the layer's typical activation (1 to 5 is a visible edit).
+            num_samples: generated samples, one row each: original | edited | difference.
+            seed: seed of the samples' latents.
+            output: the PNG to write.
+            weights_only: as in ``fit``: how to load the checkpoint.
+        """
+        fitted = _fitted(model, datamodule, ckpt_path, weights_only)
+        _, height, width = fitted.hparams.feature_shape
+        resolved = [(load_mask(w, (height, width)) if isinstance(w, str) else w, j, a) for w, j, a in edits]
+        latents = datamodule.preview_latents(num_samples, seed)
+        return _before_after(
+            datamodule, latents, lambda Z: fitted.local_edit(Z, resolved), output, f"{len(edits)} edit(s)"
+        )
+
+    def rewrite(
+        self,
+        model: PandA,
+        datamodule: GeneratorActivations,
+        ckpt_path: str,
+        source: int,
+        target: int,
+        alpha: float = 1.0,
+        num_samples: int = 6,
+        seed: int = 0,
+        output: str = "rewrite.png",
+        weights_only: bool | None = None,
+    ) -> Path:
+        """Replace appearance ``source`` by ``target`` wherever it is present (Eq. 14-16).
+
+        Args:
+            ckpt_path: the fitted checkpoint (fitted with the full basis, appearance_rank = C).
+            source: the appearance to replace.
+            target: the appearance to put in its place.
+            alpha: how much of ``target`` per unit of ``source``.
+            num_samples: generated samples, one row each: original | rewritten | difference.
+            seed: seed of the samples' latents.
+            output: the PNG to write.
+            weights_only: as in ``fit``: how to load the checkpoint.
+        """
+        appearances = _fitted(model, datamodule, ckpt_path, weights_only).appearances.detach()
+        latents = datamodule.preview_latents(num_samples, seed)
+        edit = lambda Z: rewrite_concept(Z, appearances, source, target, alpha)  # noqa: E731
+        return _before_after(datamodule, latents, edit, output, f"appearance {source} -> {target}")
+
+    def saliency(
+        self,
+        model: PandA,
+        datamodule: GeneratorActivations,
+        ckpt_path: str,
+        appearances: list[int],
+        num_samples: int = 6,
+        threshold_samples: int = 512,
+        seed: int = 0,
+        output: str = "saliency.png",
+        weights_only: bool | None = None,
+    ) -> Path:
+        """Where each appearance is: saliency maps and their localisation (Sec. 5.1.2).
+
+        Args:
+            ckpt_path: the fitted checkpoint.
+            appearances: the appearances to show, two columns each: the map (grey 0, white
+                most, black least), and the sample where the map is at least its mean.
+            num_samples: generated samples, one row each.
+            threshold_samples: samples over which each appearance's mean saliency is taken.
+            seed: seed of the samples' latents.
+            output: the PNG to write.
+            weights_only: as in ``fit``: how to load the checkpoint.
+        """
+        fitted = _fitted(model, datamodule, ckpt_path, weights_only)
+        count_appearances = fitted.appearances.shape[1]
+        indices = [check_index("appearances", j, count_appearances, "appearances") for j in appearances]
+        shown = fitted.appearances.detach()[:, indices]
+        sums, count = torch.zeros(len(appearances), device=shown.device), 0
+        for Z in datamodule.held_out_batches(threshold_samples):
+            batch_sums, batch_count = saliency_sums(Z, shown)
+            sums, count = sums + batch_sums, count + batch_count
+        thresholds = sums / count
+
+        latents = datamodule.preview_latents(num_samples, seed)
+        maps = saliency_maps(datamodule.activations(latents), shown).float().cpu()
+        images = to_unit_range(datamodule.generate(latents).float().cpu())
+        rank_zero_info(f"mean saliency (localisation thresholds) of appearances {appearances}: {thresholds.tolist()}")
+        return _write(saliency_grid(images, maps, localise(maps, thresholds.cpu())), output)
+
+    def rank(
+        self,
+        model: PandA,
+        datamodule: GeneratorActivations,
+        ckpt_path: str,
+        appearance: int,
+        part: int | None = None,
+        num_samples: int = 256,
+        show: int = 8,
+        output: str = "rank.png",
+        weights_only: bool | None = None,
+    ) -> Path:
+        """Rank samples by how much of an appearance they hold, overall (Eq. 17) or at one part
+        (Eq. 18); writes the ``show`` highest (top row) and lowest (bottom row).
+
+        Args:
+            ckpt_path: the fitted checkpoint.
+            appearance: the appearance to rank by.
+            part: rank by the appearance at this part only; ``None`` ranks over the whole image.
+            num_samples: held-out samples to rank.
+            show: samples shown in each row.
+            output: the PNG to write.
+            weights_only: as in ``fit``: how to load the checkpoint.
+        """
+        fitted = _fitted(model, datamodule, ckpt_path, weights_only)
+        appearances, parts = fitted.appearances.detach(), fitted.parts.detach()
+        check_index("appearance", appearance, appearances.shape[1], "appearances")
+        if part is not None:
+            check_index("part", part, parts.shape[1], "parts")
+        if not 1 <= show <= num_samples:
+            raise ValueError(f"show={show} must be from 1 to num_samples={num_samples}.")
+        scores = torch.cat([
+            appearance_scores(Z, appearances, appearance, None if part is None else parts[:, part : part + 1]).flatten()
+            for Z in datamodule.held_out_batches(num_samples)
+        ]).cpu()
+        order = scores.argsort(descending=True)
+        chosen = torch.cat([order[:show], order[-show:]])
+        images = to_unit_range(datamodule.generate(datamodule.held_out_latents(chosen.tolist())).float().cpu())
+        rank_zero_info(f"highest scores {scores[order[:show]].tolist()}, lowest {scores[order[-show:]].tolist()}")
+        return _write(tile(images.view(2, show, *images.shape[1:])), output)
+
+
+def _fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, weights_only: bool | None) -> PandA:
+    """The checkpoint's model, on the generator's device, after checking it fits the generator's layer."""
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path!r} is not a file; pass the checkpoint written by `panda fit`.")
+    fitted = type(model).load_from_checkpoint(ckpt_path, map_location=datamodule.device, weights_only=weights_only)
+    shape, layer = tuple(fitted.hparams.feature_shape), fitted.hparams.get("layer")
+    if shape != tuple(datamodule.feature_shape) or (layer is not None and layer != datamodule.layer):
+        raise ValueError(
+            f"ckpt_path={ckpt_path!r} holds factors of layer {layer!r} with activations {shape}, but the "
+            f"configured generator's layer {datamodule.layer!r} gives {tuple(datamodule.feature_shape)}: "
+            "use the config the checkpoint was fitted with (its config.yaml sits beside the logs)."
+        )
+    return fitted.eval()
+
+
+def _before_after(datamodule: GeneratorActivations, latents: Tensor, edit, output: str, what: str) -> Path:
+    original = to_unit_range(datamodule.generate(latents).float().cpu())
+    edited = to_unit_range(datamodule.generate(latents, edit=edit).float().cpu())
+    difference = (edited - original).abs().sum(dim=1, keepdim=True)
+    difference = (difference / difference.amax().clamp_min(1e-12)).expand_as(original)
+    rank_zero_info(f"{what}: mean absolute change per pixel {(edited - original).abs().mean().item():.4f}")
+    return _write(tile(torch.stack([original, edited, difference], dim=1)), output)
+
+
+def _write(picture: Tensor, output: str) -> Path:
+    path = save_png(picture, output)
+    rank_zero_info(f"wrote {path}")
+    return path
