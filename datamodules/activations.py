@@ -64,9 +64,7 @@ class GeneratorActivations(L.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.next_batch = 0
-        self.feature_shape: tuple[int, int, int] = tuple(
-            self.activations(latents_for(self.sampler, seed, HELD_OUT_STREAM, range(1))).shape[1:]
-        )
+        self.feature_shape: tuple[int, int, int] = tuple(self.activations(self.held_out_latents(range(1))).shape[1:])
 
     @staticmethod
     def _sampler(generator: nn.Module, latents: GaussianLatents | None) -> LatentSampler:
