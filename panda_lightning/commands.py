@@ -1,4 +1,4 @@
-"""PandA's picture subcommands (``panda edit | saliency | rewrite | rank``) on a fitted checkpoint.
+"""PandA's picture subcommands (``panda edit | remove | saliency | rewrite | rank``) on a fitted checkpoint.
 
 LightningCLI builds the generator and DataModule from the same config as ``panda fit`` and
 calls these methods; each loads the checkpoint, checks that it belongs to that generator's
@@ -17,8 +17,11 @@ from torch import Tensor
 from datamodules import GeneratorActivations
 from panda_lightning.editing import (
     appearance_scores,
+    border_mask,
     check_index,
     localise,
+    part_mask,
+    remove_object,
     rewrite_concept,
     saliency_maps,
     saliency_sums,
@@ -54,12 +57,50 @@ class PandATrainer(L.Trainer):
             weights_only: as in ``fit``: how to load the checkpoint.
         """
         fitted = _fitted(model, datamodule, ckpt_path, weights_only)
-        _, height, width = fitted.hparams.feature_shape
-        resolved = [(load_mask(w, (height, width)) if isinstance(w, str) else w, j, a) for w, j, a in edits]
+        resolved = [(_load_if_path(fitted, where), j, a) for where, j, a in edits]
         latents = datamodule.preview_latents(num_samples, seed)
         return _before_after(
             datamodule, latents, lambda Z: fitted.local_edit(Z, resolved), output, f"{len(edits)} edit(s)"
         )
+
+    def remove(
+        self,
+        model: PandA,
+        datamodule: GeneratorActivations,
+        ckpt_path: str,
+        where: int | str,
+        appearance: int | None = None,
+        alpha: float = 3.0,
+        border: int | None = None,
+        num_samples: int = 6,
+        seed: int = 0,
+        output: str = "remove.png",
+        weights_only: bool | None = None,
+    ) -> Path:
+        """Remove what is at a part or mask by filling it with background (Sec. 5.2).
+
+        Args:
+            ckpt_path: the fitted checkpoint.
+            where: a part index, or the path of a PNG mask (white = remove).
+            appearance: ``None`` fills with each sample's own background, its mean activation
+                on the layer's border; an index instead adds that appearance at ``alpha``, as
+                the paper does with a background appearance chosen by eye.
+            alpha: strength when ``appearance`` is given (see ``edit``).
+            border: thickness of the border in layer positions; ``None``: an eighth of the side.
+            num_samples: generated samples, one row each: original | removed | difference.
+            seed: seed of the samples' latents.
+            output: the PNG to write.
+            weights_only: as in ``fit``: how to load the checkpoint.
+        """
+        fitted = _fitted(model, datamodule, ckpt_path, weights_only)
+        _, height, width = fitted.hparams.feature_shape
+        if appearance is None:
+            mask, ring = _as_mask(fitted, where), border_mask(height, width, border)
+            edit, what = (lambda Z: remove_object(Z, mask, ring)), f"removed {where!r}, filled with each sample's border"
+        else:
+            edit = lambda Z: fitted.local_edit(Z, [(_load_if_path(fitted, where), appearance, alpha)])  # noqa: E731
+            what = f"removed {where!r} with appearance {appearance} at alpha {alpha}"
+        return _before_after(datamodule, datamodule.preview_latents(num_samples, seed), edit, output, what)
 
     def rewrite(
         self,
@@ -186,6 +227,21 @@ def _fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, weig
             "use the config the checkpoint was fitted with (its config.yaml sits beside the logs)."
         )
     return fitted.eval()
+
+
+def _load_if_path(fitted: PandA, where: int | str) -> int | Tensor:
+    """A part index as it is; a mask file read and resized to the layer."""
+    _, height, width = fitted.hparams.feature_shape
+    return load_mask(where, (height, width)) if isinstance(where, str) else where
+
+
+def _as_mask(fitted: PandA, where: int | str) -> Tensor:
+    """``(H, W)`` mask of a part index or a mask file."""
+    where = _load_if_path(fitted, where)
+    if isinstance(where, Tensor):
+        return where
+    _, height, width = fitted.hparams.feature_shape
+    return part_mask(fitted.parts.detach(), where, height, width)
 
 
 def _before_after(datamodule: GeneratorActivations, latents: Tensor, edit, output: str, what: str) -> Path:

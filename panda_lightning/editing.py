@@ -130,27 +130,23 @@ def border_mask(height: int, width: int, thickness: int | None = None) -> Tensor
     return mask
 
 
-def border_contrast(Z: Tensor, A: Tensor, border: Tensor) -> tuple[Tensor, int]:
-    """For each appearance, summed over samples: its mean saliency on ``border`` minus its mean
-    saliency inside, ``a_k^T (mean border fibre - mean interior fibre)``; and the sample count.
+def remove_object(Z: Tensor, mask: Tensor, border: Tensor) -> Tensor:
+    """Remove what is at ``mask`` by filling it with each sample's own background (Sec. 5.2).
 
-    Sums, so they accumulate over batches and devices; divide by the count for the mean.
+    The paper adds a "background" appearance chosen by eye. Here each sample's background is
+    its mean activation over the ``border`` positions (where a centred generator puts the
+    background), and the masked positions are moved to it: ``Z' = (1 - m) Z + m z_bg``. A
+    global appearance cannot match every sample's background; the sample's own border can.
+
+    Args:
+        Z: activations ``(N, C, H, W)``.
+        mask: ``(H, W)`` in ``[0, 1]``: a part from :func:`part_mask` or a hand-drawn mask.
+        border: ``(H, W)`` booleans, from :func:`border_mask`.
     """
-    saliency = saliency_maps(Z, A)  # (N, R_C, H, W)
-    border = border.to(saliency.device)
-    contrast = saliency[..., border].mean(-1) - saliency[..., ~border].mean(-1)
-    return contrast.sum(0), Z.shape[0]
-
-
-def background_appearance(mean_contrast: Tensor) -> tuple[int, float]:
-    """The "background" appearance for object removal: the one whose saliency is higher on the
-    image border than inside by the most (``mean_contrast`` from :func:`border_contrast`).
-
-    The paper picks it by eye (Sec. 5.2); the border is where backgrounds are in centred
-    generators. Appearances are signed directions, so a strongly negative contrast counts too.
-
-    Returns:
-        ``(appearance, sign)``: edit with ``sign * alpha`` to paint the background in.
-    """
-    appearance = int(mean_contrast.abs().argmax())
-    return appearance, float(mean_contrast[appearance].sign())
+    height, width = Z.shape[-2:]
+    for name, tensor in (("mask", mask), ("border", border)):
+        if tuple(tensor.shape) != (height, width):
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)}; it must match the layer's (H, W) = ({height}, {width}).")
+    background = Z[..., border.to(Z.device)].mean(-1)[..., None, None]  # (N, C, 1, 1)
+    mask = mask.to(Z)
+    return Z * (1 - mask) + background * mask

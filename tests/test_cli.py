@@ -85,6 +85,8 @@ def _picture_args(fitted, subcommand, *extra):
     [
         ("edit", ["--edits", "[[0, 5, 3.0], [2, 1, -2.0]]", "--num_samples", "2"], (3 * 68, 2 * 68)),
         ("rewrite", ["--source", "1", "--target", "4", "--num_samples", "3"], (3 * 68, 3 * 68)),
+        ("remove", ["--where", "0", "--num_samples", "2"], (3 * 68, 2 * 68)),
+        ("remove", ["--where", "0", "--appearance", "2", "--num_samples", "2"], (3 * 68, 2 * 68)),
         ("saliency", ["--appearances", "[0, 3]", "--num_samples", "2", "--threshold_samples", "64"], (5 * 68, 2 * 68)),
         ("rank", ["--appearance", "2", "--part", "0", "--num_samples", "32", "--show", "4"], (4 * 68, 2 * 68)),
     ],
@@ -134,7 +136,7 @@ def test_picture_subcommands_name_bad_input(fitted, tmp_path, extra, message):
 def test_console_script_help_explains_the_options():
     panda = Path(sys.executable).parent / "panda"  # the installed console script
     top = subprocess.run([str(panda), "--help"], capture_output=True, text=True, check=True).stdout
-    assert "{fit,edit,saliency,rewrite,rank}" in top and "configs/dcgan_faces.yaml" in top
+    assert "{fit,edit,remove,saliency,rewrite,rank}" in top and "configs/dcgan_faces.yaml" in top
     fit = subprocess.run([sys.executable, "-m", "panda_lightning.cli", "fit", "--help"], capture_output=True, text=True, check=True).stdout
     assert "the number of parts" in fit and "dotted path of the sub-module" in fit
 

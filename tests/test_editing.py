@@ -8,12 +8,11 @@ from einops import rearrange
 
 from panda_lightning.editing import (
     appearance_scores,
-    background_appearance,
-    border_contrast,
     border_mask,
     local_edit,
     localise,
     part_mask,
+    remove_object,
     rewrite_concept,
     saliency_maps,
     saliency_sums,
@@ -135,14 +134,16 @@ def test_border_mask_is_a_ring():
     assert border_mask(16, 16, thickness=3).sum() == 16 * 16 - 10 * 10
 
 
-@pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_background_is_the_appearance_strongest_on_the_border(sign):
-    generator = torch.Generator().manual_seed(0)
-    A = torch.linalg.qr(torch.randn(6, 6, generator=generator))[0]
-    Z = torch.randn(10, 6, 8, 8, generator=generator)
-    ring = border_mask(8, 8)
-    Z += sign * 3.0 * A[:, 4, None, None] * ring  # appearance 4 (or its negative) fills the border
-    halves = [border_contrast(z, A, ring) for z in (Z[:4], Z[4:])]
-    mean_contrast = (halves[0][0] + halves[1][0]) / (halves[0][1] + halves[1][1])
-    torch.testing.assert_close(mean_contrast, border_contrast(Z, A, ring)[0] / 10)
-    assert background_appearance(mean_contrast) == (4, sign)
+def test_removal_fills_the_mask_with_the_samples_own_border_background(factors):
+    Z, _, _ = factors  # (3, 6, 4, 5)
+    ring = border_mask(4, 5, thickness=1)
+    mask = torch.zeros(4, 5, dtype=Z.dtype)
+    mask[1, 1], mask[2, 3] = 1.0, 0.5
+    removed = remove_object(Z, mask, ring)
+    background = Z[..., ring].mean(-1)  # (3, 6)
+    torch.testing.assert_close(removed[..., 1, 1], background)
+    torch.testing.assert_close(removed[..., 2, 3], 0.5 * Z[..., 2, 3] + 0.5 * background)
+    untouched = mask == 0
+    torch.testing.assert_close(removed[..., untouched], Z[..., untouched])
+    with pytest.raises(ValueError, match=r"mask has shape \(8, 8\); it must match the layer's \(H, W\) = \(4, 5\)"):
+        remove_object(Z, torch.zeros(8, 8), ring)
