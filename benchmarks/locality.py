@@ -46,10 +46,10 @@ def main() -> None:
         ratios, unchanged = [], 0
         for start in range(0, args.samples, 64):
             latents = datamodule.held_out_latents(range(start, min(start + 64, args.samples)))
-            original = to_unit_range(datamodule.generate(latents))
-            for appearance in args.appearances:
-                edit = lambda Z: model.local_edit(Z, [(part, appearance, args.alpha)])  # noqa: E731
-                edited = to_unit_range(datamodule.generate(latents, edit=edit))
+            edits = [lambda Z, j=j: model.local_edit(Z, [(part, j, args.alpha)]) for j in args.appearances]
+            original, edited_batches = datamodule.generate_with_edits(latents, edits)
+            original = to_unit_range(original)
+            for edited in map(to_unit_range, edited_batches):
                 inside = (region * (edited - original)).flatten(1).norm(dim=1)
                 unchanged += int((inside < 1e-3).sum())
                 for i in (inside >= 1e-3).nonzero().flatten().tolist():

@@ -33,15 +33,10 @@ class EditGrid(FixedSamplePicture):
         self.alpha = alpha
 
     def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
-        latent = latents[:1]
-        original = datamodule.generate(latent)
         appearances = range(min(self.num_appearances, pl_module.appearances.shape[1]))
-        rows = []
-        for part in range(pl_module.parts.shape[1]):
-            edited = [
-                datamodule.generate(latent, edit=lambda z: pl_module.local_edit(z, [(part, j, self.alpha)]))
-                for j in appearances
-            ]
-            rows.append(torch.cat([original, *edited]))
-        cells = to_unit_range(torch.stack(rows).float().cpu())  # (parts, 1 + appearances, 3, H, W)
-        return tile(cells)
+        cells = [(part, j) for part in range(pl_module.parts.shape[1]) for j in appearances]
+        edits = [lambda z, part=part, j=j: pl_module.local_edit(z, [(part, j, self.alpha)]) for part, j in cells]
+        original, edited = datamodule.generate_with_edits(latents[:1], edits)
+        rows = torch.cat(edited).view(-1, len(appearances), *original.shape[1:])  # (parts, appearances, 3, H, W)
+        columns = torch.cat([original.expand(rows.shape[0], 1, *original.shape[1:]), rows], dim=1)
+        return tile(to_unit_range(columns.float().cpu()))

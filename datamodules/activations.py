@@ -103,6 +103,22 @@ class GeneratorActivations(L.LightningDataModule):
             return self.generator(latents)
         return with_replaced_output(self.generator, self.layer, edit, lambda: self.generator(latents))
 
+    @torch.no_grad()
+    def generate_with_edits(
+        self, latents: Tensor, edits: Sequence[Callable[[Tensor], Tensor]]
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The images of ``latents``, and one batch of images per edit of their activations.
+
+        With a generator that has ``forward_from(layer, Z)`` (the bundled adapters), the layers
+        before ``layer`` run once for all, and each edit costs one pass from the layer on;
+        otherwise each edit reruns the whole generator with the layer's output replaced.
+        """
+        forward_from = getattr(self.generator, "forward_from", None)
+        if forward_from is None:
+            return self.generate(latents), [self.generate(latents, edit) for edit in edits]
+        activations = self.activations(latents)
+        return forward_from(self.layer, activations), [forward_from(self.layer, edit(activations)) for edit in edits]
+
     # -- the stream ------------------------------------------------------------------------
 
     def _rank_and_world(self) -> tuple[int, int]:

@@ -245,8 +245,8 @@ def _as_mask(fitted: PandA, where: int | str) -> Tensor:
 
 
 def _before_after(datamodule: GeneratorActivations, latents: Tensor, edit, output: str, what: str) -> Path:
-    original = to_unit_range(datamodule.generate(latents).float().cpu())
-    edited = to_unit_range(datamodule.generate(latents, edit=edit).float().cpu())
+    original, (edited,) = datamodule.generate_with_edits(latents, [edit])
+    original, edited = to_unit_range(original.float().cpu()), to_unit_range(edited.float().cpu())
     difference = (edited - original).abs().sum(dim=1, keepdim=True)
     difference = (difference / difference.amax().clamp_min(1e-12)).expand_as(original)
     rank_zero_info(f"{what}: mean absolute change per pixel {(edited - original).abs().mean().item():.4f}")

@@ -1,7 +1,8 @@
 """Generator adapters: the only place that knows about a particular architecture.
 
-An adapter is an ``nn.Module`` whose ``forward(latents)`` returns images in ``[-1, 1]`` and
-which samples its own latents with :meth:`sample_latents`. Any other ``nn.Module`` can be
+An adapter is an ``nn.Module`` whose ``forward(latents)`` returns images in ``[-1, 1]``, which
+samples its own latents with ``sample_latents`` and, optionally, runs the generator from a
+layer's output on with ``forward_from`` (edits then skip the layers before it). Any other ``nn.Module`` can be
 used through :class:`GaussianLatents` in the DataModule.
 """
 
@@ -71,3 +72,10 @@ class FaceDCGAN(nn.Module):
 
     def forward(self, latents: Tensor) -> Tensor:
         return self.main(latents)
+
+    def forward_from(self, layer: str, activations: Tensor) -> Tensor:
+        """The images from the output of ``layer`` on, without the layers before it."""
+        prefix, _, index = layer.partition(".")
+        if prefix != "main" or not index.isdigit() or not 0 <= int(index) < len(self.main):
+            raise ValueError(f"layer={layer!r} must be one of main.0 to main.{len(self.main) - 1}.")
+        return self.main[int(index) + 1 :](activations)

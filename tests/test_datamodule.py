@@ -116,3 +116,32 @@ def test_missing_face_generator_package_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "gan_face_generate", None)  # makes the import fail
     with pytest.raises(ImportError, match=r"pip install --no-deps gan-face-generate==1\.1\.1"):
         FaceDCGAN()
+
+
+def test_edits_with_an_adapter_run_the_layers_before_the_edited_one_once():
+    generator = FaceDCGAN(pretrained=False)
+    datamodule = GeneratorActivations(generator, layer="main.8", batch_size=4)
+    calls = []
+    generator.main[0].register_forward_hook(lambda *_: calls.append(1))
+    latents = datamodule.preview_latents(4, seed=0)
+    edits = [lambda z: z * 0.5, lambda z: z + 1.0, lambda z: z.flip(-1)]
+
+    original, edited = datamodule.generate_with_edits(latents, edits)
+    assert len(calls) == 1  # one pass up to the layer, for the original and all three edits
+
+    torch.testing.assert_close(original, datamodule.generate(latents))
+    for edit, images in zip(edits, edited):
+        torch.testing.assert_close(images, datamodule.generate(latents, edit=edit))  # the hook path
+
+
+def test_generators_without_forward_from_rerun_the_whole_generator(tiny_generator):
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2)
+    latents = datamodule.preview_latents(2, seed=0)
+    original, (edited,) = datamodule.generate_with_edits(latents, [lambda z: z * 0])
+    torch.testing.assert_close(original, tiny_generator(latents))
+    assert not torch.allclose(edited, original)
+
+
+def test_forward_from_names_the_valid_layers():
+    with pytest.raises(ValueError, match=r"layer='head' must be one of main\.0 to main\.13"):
+        FaceDCGAN(pretrained=False).forward_from("head", torch.zeros(1, 128, 16, 16))
