@@ -20,6 +20,7 @@ from panda_lightning.editing import (
     border_mask,
     check_index,
     localise,
+    mask_at_layer,
     part_mask,
     remove_object,
     rewrite_concept,
@@ -230,17 +231,16 @@ def _fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, weig
 
 
 def _load_if_path(fitted: PandA, where: int | str) -> int | Tensor:
-    """A part index as it is; a mask file read and resized to the layer."""
-    _, height, width = fitted.hparams.feature_shape
-    return load_mask(where, (height, width)) if isinstance(where, str) else where
+    """A part index as it is; a mask file read."""
+    return load_mask(where) if isinstance(where, str) else where
 
 
 def _as_mask(fitted: PandA, where: int | str) -> Tensor:
     """``(H, W)`` mask of a part index or a mask file."""
     where = _load_if_path(fitted, where)
-    if isinstance(where, Tensor):
-        return where
     _, height, width = fitted.hparams.feature_shape
+    if isinstance(where, Tensor):
+        return mask_at_layer(where, height, width)
     return part_mask(fitted.parts.detach(), where, height, width)
 
 

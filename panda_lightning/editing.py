@@ -28,6 +28,21 @@ def _check_strength(name: str, value: float) -> float:
     return float(value)
 
 
+def mask_at_layer(mask: Tensor, height: int, width: int, name: str = "mask") -> Tensor:
+    """A hand-drawn ``mask`` at the layer's ``(H, W)``: as it is, or averaged down from a
+    resolution ``k`` times the layer's, such as the image's."""
+    mask = torch.as_tensor(mask)
+    size = tuple(mask.shape)
+    if len(size) != 2 or size[0] % height or size[1] % width or size[0] // height != size[1] // width:
+        raise ValueError(
+            f"{name} has shape {size}; it must be the layer's (H, W) = ({height}, {width}) or a whole "
+            f"multiple of it, such as the image's ({height} k, {width} k)."
+        )
+    if size == (height, width):
+        return mask if mask.is_floating_point() else mask.float()
+    return torch.nn.functional.interpolate(mask.float()[None, None], size=(height, width), mode="area")[0, 0]
+
+
 def part_mask(P: Tensor, part: int, height: int, width: int) -> Tensor:
     """The normalised part ``p_k / max(p_k)`` of Sec. 3.3.1 as an ``(H, W)`` mask in ``[0, 1]``."""
     check_index("part", part, P.shape[1], "parts")
@@ -41,9 +56,9 @@ def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]])
     Args:
         Z: activations ``(N, C, H, W)``.
         A: appearances ``(C, R_C)``.
-        edits: ``(mask, appearance, alpha)`` triples; ``mask`` is ``(H, W)`` (a part from
-            :func:`part_mask`, or any hand-drawn mask at feature resolution), ``alpha`` the
-            strength in the activations' units.
+        edits: ``(mask, appearance, alpha)`` triples; ``mask`` is a part from :func:`part_mask`
+            or a hand-drawn mask at the layer's ``(H, W)`` or a whole multiple of it (the
+            image's), ``alpha`` the strength in the activations' units.
 
     Returns:
         The edited activations, ``(N, C, H, W)``; ``Z`` is not changed.
@@ -53,11 +68,7 @@ def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]])
     for t, (mask, appearance, alpha) in enumerate(edits):
         check_index(f"edits[{t}] appearance", appearance, A.shape[1], "appearances")
         _check_strength(f"edits[{t}] alpha", alpha)
-        if tuple(mask.shape) != (height, width):
-            raise ValueError(
-                f"edits[{t}] mask has shape {tuple(mask.shape)}; it must match the layer's feature map "
-                f"(H, W) = ({height}, {width})."
-            )
+        mask = mask_at_layer(mask, height, width, f"edits[{t}] mask")
         edited += alpha * einsum(A[:, appearance], mask.to(Z), "c, h w -> c h w")
     return edited
 
@@ -144,9 +155,8 @@ def remove_object(Z: Tensor, mask: Tensor, border: Tensor) -> Tensor:
         border: ``(H, W)`` booleans, from :func:`border_mask`.
     """
     height, width = Z.shape[-2:]
-    for name, tensor in (("mask", mask), ("border", border)):
-        if tuple(tensor.shape) != (height, width):
-            raise ValueError(f"{name} has shape {tuple(tensor.shape)}; it must match the layer's (H, W) = ({height}, {width}).")
+    if tuple(border.shape) != (height, width):
+        raise ValueError(f"border has shape {tuple(border.shape)}; it must be the layer's (H, W) = ({height}, {width}).")
     background = Z[..., border.to(Z.device)].mean(-1)[..., None, None]  # (N, C, 1, 1)
-    mask = mask.to(Z)
+    mask = mask_at_layer(mask, height, width).to(Z)
     return Z * (1 - mask) + background * mask

@@ -76,15 +76,14 @@ def saliency_grid(images: Tensor, saliency: Tensor, located: Tensor | None = Non
     return tile(torch.stack(columns, dim=1))
 
 
-def load_mask(path: str | os.PathLike, size: tuple[int, int]) -> Tensor:
-    """A hand-drawn mask from an image file (white = 1), averaged down to ``size``: ``(H, W)``."""
+def load_mask(path: str | os.PathLike) -> Tensor:
+    """A hand-drawn mask from an image file, white = 1: ``(H_file, W_file)`` in ``[0, 1]``."""
     try:
         with Image.open(path) as picture:
             grey = np.asarray(picture.convert("L"), dtype=np.float32) / 255
     except (FileNotFoundError, OSError) as error:
         raise ValueError(f"mask {str(path)!r} cannot be read as an image: {error}") from error
-    mask = torch.from_numpy(grey)[None, None]
-    return F.interpolate(mask, size=size, mode="area")[0, 0]
+    return torch.from_numpy(grey)
 
 
 def tile(cells: Tensor, padding: int = 2) -> Tensor:

@@ -46,6 +46,16 @@ def test_local_edit_adds_each_appearance_at_its_mask(factors):
     torch.testing.assert_close(local_edit(Z, A, [(masks[0], 1, 0.0)]), Z)
 
 
+def test_a_mask_at_image_resolution_is_averaged_to_the_layer(factors):
+    Z, A, _ = factors  # layer 4 x 5; an "image" 4 times larger
+    image_mask = torch.zeros(16, 20)
+    image_mask[4:8, 8:12] = 1  # exactly layer position (1, 2)
+    image_mask[0:2, 0:4] = 1  # half of layer position (0, 0)
+    layer_mask = torch.zeros(4, 5)
+    layer_mask[1, 2], layer_mask[0, 0] = 1.0, 0.5
+    torch.testing.assert_close(local_edit(Z, A, [(image_mask, 2, 1.5)]), local_edit(Z, A, [(layer_mask, 2, 1.5)]))
+
+
 def test_a_hand_drawn_mask_edits_only_its_pixels(factors):
     Z, A, _ = factors
     eye = torch.zeros(4, 5)
@@ -62,7 +72,8 @@ def test_a_hand_drawn_mask_edits_only_its_pixels(factors):
         ((torch.ones(4, 5), 6, 1.0), r"edits\[0\] appearance=6 is out of range: there are 6 appearances \(0 to 5\)"),
         ((torch.ones(4, 5), -1, 1.0), r"appearance=-1 is out of range"),
         ((torch.ones(4, 5), 0, float("nan")), r"edits\[0\] alpha=nan must be a finite number"),
-        ((torch.ones(16, 16), 0, 1.0), r"edits\[0\] mask has shape \(16, 16\); it must match .* \(H, W\) = \(4, 5\)"),
+        ((torch.ones(16, 16), 0, 1.0), r"edits\[0\] mask has shape \(16, 16\); it must be the layer's \(H, W\) = \(4, 5\) or a whole multiple"),
+        ((torch.ones(4), 0, 1.0), r"edits\[0\] mask has shape \(4,\)"),
     ],
 )
 def test_bad_edits_are_named(factors, edit, message):
@@ -145,5 +156,5 @@ def test_removal_fills_the_mask_with_the_samples_own_border_background(factors):
     torch.testing.assert_close(removed[..., 2, 3], 0.5 * Z[..., 2, 3] + 0.5 * background)
     untouched = mask == 0
     torch.testing.assert_close(removed[..., untouched], Z[..., untouched])
-    with pytest.raises(ValueError, match=r"mask has shape \(8, 8\); it must match the layer's \(H, W\) = \(4, 5\)"):
+    with pytest.raises(ValueError, match=r"mask has shape \(8, 8\); it must be the layer's \(H, W\) = \(4, 5\)"):
         remove_object(Z, torch.zeros(8, 8), ring)
