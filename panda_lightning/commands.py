@@ -50,8 +50,9 @@ class PandATrainer(L.Trainer):
         Args:
             ckpt_path: the fitted checkpoint.
             edits: ``[where, appearance, alpha]`` triples: ``where`` a part index or the path of a
-                PNG mask (white = edit; any size, resized to the layer), ``alpha`` the strength
-                relative to the layer's typical activation (1 to 5 is a visible edit).
+                PNG mask (white = edit; the layer's size or a whole multiple, such as the
+                image's), ``alpha`` the strength relative to the layer's typical activation (1
+                to 5 is a visible edit).
             num_samples: generated samples, one row each: original | edited | difference.
             seed: seed of the samples' latents.
             output: the PNG to write.
