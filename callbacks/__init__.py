@@ -1,7 +1,8 @@
 """Callbacks that render what PandA has learnt; they only read the module's state."""
 
 from callbacks.edits import EditGrid
+from callbacks.interrupt import CheckpointOnInterrupt
 from callbacks.parts import PartsOverlay
 from callbacks.saliency import SaliencyMaps
 
-__all__ = ["EditGrid", "PartsOverlay", "SaliencyMaps"]
+__all__ = ["CheckpointOnInterrupt", "EditGrid", "PartsOverlay", "SaliencyMaps"]

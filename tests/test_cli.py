@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +161,26 @@ def test_unknown_layer_names_the_valid_layers(tmp_path):
 def test_too_many_parts_says_both_numbers(tmp_path):
     with pytest.raises(ValueError, match=r"parts_rank=300 must be an integer from 1 to the number of positions H\*W=16\*16=256"):
         run(_fit_args(tmp_path, "--model.parts_rank", "300"))
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path):
+    panda = Path(sys.executable).parent / "panda"
+    args = _fit_args(tmp_path, "--trainer.max_steps", "100000", "--model.stop_when_converged", "false")
+    process = subprocess.Popen([str(panda), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoints = tmp_path / "runs" / "dcgan_faces" / "version_0" / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not (checkpoints / "epoch=0-step=100.ckpt").exists():  # the fit is under way
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the fit ended or stalled before step 100: {process.stderr.read()[-3000:]}")
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)  # ends promptly, as a scheduler expects
+
+    interrupted = torch.load(checkpoints / "interrupted.ckpt", weights_only=False)
+    step = interrupted["global_step"]
+    assert step >= 100 and all(torch.isfinite(t).all() for t in interrupted["state_dict"].values())
+    resumed = run(_fit_args(tmp_path / "resumed", "--trainer.max_steps", str(step + 3), "--ckpt_path", str(checkpoints / "interrupted.ckpt")))
+    assert resumed.trainer.global_step == step + 3
+    assert resumed.datamodule.next_batch == step + 3  # the stream went on where it stopped
