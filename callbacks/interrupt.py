@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import os
+import signal
+from types import FrameType
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class CheckpointOnInterrupt(OnExceptionCheckpoint):
     """Lightning's ``OnExceptionCheckpoint``, writing ``<log_dir>/checkpoints/<filename>.ckpt``
-    unless ``dirpath`` is given. Lightning turns SIGTERM into an exception in the training
-    loop, so a terminated fit saves here and ends; resume with ``--ckpt_path`` on that file.
+    unless ``dirpath`` is given; and a SIGTERM handler that is safe with several processes.
+
+    Lightning's own handler broadcasts from inside the signal handler, which can interleave with
+    a collective of the training step and leave DDP processes waiting on each other for good.
+    Here the handler only raises a flag; at the end of each batch the processes agree on it
+    (one small all-reduce) and all stop together, so every rank ends within a step and the
+    checkpoint holds a whole step. Resume with ``--ckpt_path`` on that file.
 
     Args:
         dirpath: folder of the checkpoint; ``None``: the run's ``checkpoints`` folder.
@@ -21,7 +31,28 @@ class CheckpointOnInterrupt(OnExceptionCheckpoint):
     def __init__(self, dirpath: str | None = None, filename: str = "interrupted"):
         super().__init__(dirpath or ".", filename)
         self._dirpath_given = dirpath is not None
+        self._terminated = False
+        self._previous_handler: Any = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not self._dirpath_given:
             self.dirpath = os.path.join(trainer.log_dir or trainer.default_root_dir, "checkpoints")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning installs its handler just before training starts: replace it now.
+        self._terminated = False
+        self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, _frame: FrameType | None) -> None:
+        self._terminated = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.strategy.reduce_boolean_decision(self._terminated, all=False):
+            rank_zero_info(f"SIGTERM: saving {self.ckpt_path} at step {trainer.global_step} and stopping.")
+            raise SIGTERMException()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGTERM, self._previous_handler)
+            self._previous_handler = None
+        super().teardown(trainer, pl_module, stage)

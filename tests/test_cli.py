@@ -164,19 +164,27 @@ def test_too_many_parts_says_both_numbers(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path):
+@pytest.mark.parametrize("devices", [1, 2])
+def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, devices):
     panda = Path(sys.executable).parent / "panda"
-    args = _fit_args(tmp_path, "--trainer.max_steps", "100000", "--model.stop_when_converged", "false")
-    process = subprocess.Popen([str(panda), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    processes = ["--trainer.accelerator", "cpu", "--trainer.devices", str(devices)]
+    processes += ["--trainer.strategy", "ddp"] if devices > 1 else []  # gloo, one process per device
+    args = _fit_args(tmp_path, "--trainer.max_steps", "100000", "--model.stop_when_converged", "false", *processes)
+    log = tmp_path / "fit.log"  # a file, not a pipe: a full pipe would block the fit
+    process = subprocess.Popen([str(panda), *args], stdout=subprocess.DEVNULL, stderr=log.open("w"))
     checkpoints = tmp_path / "runs" / "dcgan_faces" / "version_0" / "checkpoints"
     deadline = time.monotonic() + 120
     while not (checkpoints / "epoch=0-step=100.ckpt").exists():  # the fit is under way
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"the fit ended or stalled before step 100: {process.stderr.read()[-3000:]}")
+            pytest.fail(f"the fit ended or stalled before step 100: {log.read_text()[-3000:]}")
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)  # ends promptly, as a scheduler expects
+    process.wait(timeout=30)  # every process ends within seconds, as a scheduler expects
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).stdout:
+        assert time.monotonic() < deadline, "a rank outlived the launcher by 10 s"
+        time.sleep(0.2)
 
     interrupted = torch.load(checkpoints / "interrupted.ckpt", weights_only=False)
     step = interrupted["global_step"]
