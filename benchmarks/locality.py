@@ -46,7 +46,7 @@ def main() -> None:
         ratios, unchanged = [], 0
         for start in range(0, args.samples, 64):
             latents = datamodule.held_out_latents(range(start, min(start + 64, args.samples)))
-            edits = [lambda Z, j=j: model.local_edit(Z, [(part, j, args.alpha)]) for j in args.appearances]
+            edits = [lambda Z, j=j, k=part: model.local_edit(Z, [(k, j, args.alpha)]) for j in args.appearances]
             original, edited_batches = datamodule.generate_with_edits(latents, edits)
             original = to_unit_range(original)
             for edited in map(to_unit_range, edited_batches):

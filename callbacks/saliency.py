@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import lightning as L
-from einops import rearrange
 from torch import Tensor
 
 from callbacks.rendering import FixedSamplePicture

@@ -12,14 +12,13 @@ from torch.utils.data import DataLoader
 
 from datamodules.latent_stream import (
     HELD_OUT_STREAM,
-    TRAIN_STREAM,
     LatentSampler,
     PREVIEW_STREAM,
     LatentStream,
     latents_for,
 )
 from panda_lightning.generators import GaussianLatents
-from panda_lightning.layers import activations_at, resolve_layer, with_replaced_output
+from panda_lightning.layers import activations_at, feature_shape, resolve_layer, with_replaced_output
 
 
 class GeneratorActivations(L.LightningDataModule):
@@ -64,7 +63,7 @@ class GeneratorActivations(L.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.next_batch = 0
-        self.feature_shape: tuple[int, int, int] = tuple(self.activations(self.held_out_latents(range(1))).shape[1:])
+        self.feature_shape = feature_shape(generator, layer, self.held_out_latents(range(1)).to(self.device))
 
     @staticmethod
     def _sampler(generator: nn.Module, latents: GaussianLatents | None) -> LatentSampler:

@@ -7,6 +7,7 @@ layer, and writes one PNG.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -20,8 +21,6 @@ from panda_lightning.editing import (
     border_mask,
     check_index,
     localise,
-    mask_at_layer,
-    part_mask,
     remove_object,
     rewrite_concept,
     saliency_maps,
@@ -59,7 +58,7 @@ class PandATrainer(L.Trainer):
             weights_only: as in ``fit``: how to load the checkpoint.
         """
         fitted = _fitted(model, datamodule, ckpt_path, weights_only)
-        resolved = [(_load_if_path(fitted, where), j, a) for where, j, a in edits]
+        resolved = [(_load_if_path(where), j, a) for where, j, a in edits]
         latents = datamodule.preview_latents(num_samples, seed)
         return _before_after(
             datamodule, latents, lambda Z: fitted.local_edit(Z, resolved), output, f"{len(edits)} edit(s)"
@@ -97,10 +96,10 @@ class PandATrainer(L.Trainer):
         fitted = _fitted(model, datamodule, ckpt_path, weights_only)
         _, height, width = fitted.hparams.feature_shape
         if appearance is None:
-            mask, ring = _as_mask(fitted, where), border_mask(height, width, border)
+            mask, ring = fitted.mask(_load_if_path(where)), border_mask(height, width, border)
             edit, what = (lambda Z: remove_object(Z, mask, ring)), f"removed {where!r}, filled with each sample's border"
         else:
-            edit = lambda Z: fitted.local_edit(Z, [(_load_if_path(fitted, where), appearance, alpha)])  # noqa: E731
+            edit = lambda Z: fitted.local_edit(Z, [(_load_if_path(where), appearance, alpha)])  # noqa: E731
             what = f"removed {where!r} with appearance {appearance} at alpha {alpha}"
         return _before_after(datamodule, datamodule.preview_latents(num_samples, seed), edit, output, what)
 
@@ -200,7 +199,6 @@ class PandATrainer(L.Trainer):
         """
         fitted = _fitted(model, datamodule, ckpt_path, weights_only)
         appearances, parts = fitted.appearances.detach(), fitted.parts.detach()
-        check_index("appearance", appearance, appearances.shape[1], "appearances")
         if part is not None:
             check_index("part", part, parts.shape[1], "parts")
         if not 1 <= show <= num_samples:
@@ -231,21 +229,14 @@ def _fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, weig
     return fitted.eval()
 
 
-def _load_if_path(fitted: PandA, where: int | str) -> int | Tensor:
+def _load_if_path(where: int | str) -> int | Tensor:
     """A part index as it is; a mask file read."""
     return load_mask(where) if isinstance(where, str) else where
 
 
-def _as_mask(fitted: PandA, where: int | str) -> Tensor:
-    """``(H, W)`` mask of a part index or a mask file."""
-    where = _load_if_path(fitted, where)
-    _, height, width = fitted.hparams.feature_shape
-    if isinstance(where, Tensor):
-        return mask_at_layer(where, height, width)
-    return part_mask(fitted.parts.detach(), where, height, width)
-
-
-def _before_after(datamodule: GeneratorActivations, latents: Tensor, edit, output: str, what: str) -> Path:
+def _before_after(
+    datamodule: GeneratorActivations, latents: Tensor, edit: Callable[[Tensor], Tensor], output: str, what: str
+) -> Path:
     original, (edited,) = datamodule.generate_with_edits(latents, [edit])
     original, edited = to_unit_range(original.float().cpu()), to_unit_range(edited.float().cpu())
     difference = (edited - original).abs().sum(dim=1, keepdim=True)

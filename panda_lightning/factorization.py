@@ -47,46 +47,53 @@ def _gram_times(A: Tensor, X: Tensor) -> Tensor:
     return _each(A.T @ A, X)
 
 
-def _terms(Z: Tensor, A: Tensor, P: Tensor) -> _Terms:
+def _terms(Z: Tensor, A: Tensor, P: Tensor, sum_of_squares: Tensor | None) -> _Terms:
     # U_i = Z_i P and L_i = A^T U_i; the loss expands to
     #   sum_i ||Z_i||^2 - 2 ||L_i||^2 + tr(L_i^T G_A L_i G_P).
+    if sum_of_squares is None:
+        sum_of_squares = Z.square().sum()
     U = Z @ P
     L = _each(A.T, U)
     gram_parts = P.T @ P
     M = _gram_times(A, L)
     MG = M @ gram_parts
-    loss = Z.square().sum() - 2 * L.square().sum() + (MG * L).sum()
+    loss = sum_of_squares - 2 * L.square().sum() + (MG * L).sum()
     return _Terms(loss=loss, projected=U, coefficients=L, residual_coefficients=MG - 2 * L, gram_weighted=M)
 
 
-def reconstruction_loss(Z: Tensor, A: Tensor, P: Tensor) -> Tensor:
+def reconstruction_loss(Z: Tensor, A: Tensor, P: Tensor, sum_of_squares: Tensor | None = None) -> Tensor:
     """Eq. 3 summed over samples: ``sum_i ||Z_i - A (A^T Z_i P) P^T||_F^2``.
 
     Args:
         Z: activations, ``(N, C, S)``.
         A: appearance factors, ``(C, R_C)``.
         P: parts factors, ``(S, R_S)``.
+        sum_of_squares: ``sum_i ||Z_i||^2`` when the caller has it already (a step evaluates
+            the loss several times on one batch); computed otherwise.
 
     Returns:
         A scalar tensor. Computed as ``sum_i ||Z_i||^2 - 2 ||L_i||^2 + tr(L_i^T G_A L_i G_P)``
         with ``L_i = A^T Z_i P``: never forms the reconstruction itself.
     """
-    return _terms(Z, A, P).loss
+    return _terms(Z, A, P, sum_of_squares).loss
 
 
-def loss_and_parts_gradient(Z: Tensor, A: Tensor, P: Tensor) -> tuple[Tensor, Tensor]:
+def loss_and_parts_gradient(
+    Z: Tensor, A: Tensor, P: Tensor, sum_of_squares: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Eq. 3 and its gradient with respect to the parts (Eq. 4), sharing one pass over ``Z``.
 
     ``grad_P = 2 [P sum_i L_i^T G_A L_i + sum_i Z_i^T A K_i]`` with ``L_i = A^T Z_i P`` and
     ``K_i = G_A L_i G_P - 2 L_i``: equal to the paper's Eq. 4 without its ``S x S`` products.
 
     Args:
-        Z: ``(N, C, S)``; A: ``(C, R_C)``; P: ``(S, R_S)``.
+        Z: ``(N, C, S)``; A: ``(C, R_C)``; P: ``(S, R_S)``; sum_of_squares: as in
+            :func:`reconstruction_loss`.
 
     Returns:
         ``(loss, grad_P)``: a scalar and an ``(S, R_S)`` tensor, both sums over samples.
     """
-    terms = _terms(Z, A, P)
+    terms = _terms(Z, A, P, sum_of_squares)
     L, K, M = terms.coefficients, terms.residual_coefficients, terms.gram_weighted
     N, C, S = Z.shape
     # sum_i Z_i^T (A K_i) as one (S x N*C) @ (N*C x R_S) product.
@@ -95,7 +102,9 @@ def loss_and_parts_gradient(Z: Tensor, A: Tensor, P: Tensor) -> tuple[Tensor, Te
     return terms.loss, 2 * (gram_term + data_term)
 
 
-def loss_and_appearance_gradient(Z: Tensor, A: Tensor, P: Tensor) -> tuple[Tensor, Tensor]:
+def loss_and_appearance_gradient(
+    Z: Tensor, A: Tensor, P: Tensor, sum_of_squares: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Eq. 3 and its gradient with respect to the appearances (Eq. 5), in one pass over ``Z``.
 
     ``grad_A = 2 [A sum_i L_i G_P L_i^T + sum_i U_i K_i^T]`` with ``U_i = Z_i P``,
@@ -103,12 +112,13 @@ def loss_and_appearance_gradient(Z: Tensor, A: Tensor, P: Tensor) -> tuple[Tenso
     its ``C x C`` and ``S x S`` products.
 
     Args:
-        Z: ``(N, C, S)``; A: ``(C, R_C)``; P: ``(S, R_S)``.
+        Z: ``(N, C, S)``; A: ``(C, R_C)``; P: ``(S, R_S)``; sum_of_squares: as in
+            :func:`reconstruction_loss`.
 
     Returns:
         ``(loss, grad_A)``: a scalar and a ``(C, R_C)`` tensor, both sums over samples.
     """
-    terms = _terms(Z, A, P)
+    terms = _terms(Z, A, P, sum_of_squares)
     U, L, K = terms.projected, terms.coefficients, terms.residual_coefficients
     N, C, R_S = U.shape
     # sum_i U_i K_i^T as one (C x N*R_S) @ (N*R_S x R_C) product.

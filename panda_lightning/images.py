@@ -13,6 +13,8 @@ from einops import rearrange
 from PIL import Image
 from torch import Tensor
 
+from panda_lightning.editing import part_mask
+
 
 def to_unit_range(images: Tensor) -> Tensor:
     """Generator output in ``[-1, 1]`` to ``[0, 1]``."""
@@ -21,8 +23,7 @@ def to_unit_range(images: Tensor) -> Tensor:
 
 def part_masks(parts: Tensor, height: int, width: int, size: tuple[int, int]) -> Tensor:
     """Parts ``P: (S, R_S)`` as masks ``(R_S, 1, *size)`` in ``[0, 1]``, each scaled by its max."""
-    maps = rearrange(parts, "(h w) r -> r 1 h w", h=height, w=width)
-    maps = maps / maps.amax(dim=(2, 3), keepdim=True).clamp_min(torch.finfo(maps.dtype).tiny)
+    maps = torch.stack([part_mask(parts, k, height, width) for k in range(parts.shape[1])])[:, None]
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import lightning as L
 import torch
@@ -11,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from panda_lightning.convergence import ConvergenceTracker
-from panda_lightning.editing import local_edit, part_mask
+from panda_lightning.editing import local_edit, mask_at_layer, part_mask
 from panda_lightning.factorization import (
     channel_scatter,
     hosvd_appearances,
@@ -127,14 +128,16 @@ class PandA(L.LightningModule):
 
     def _algorithm_1_iteration(self, Z: Tensor, batch_idx: int) -> None:
         parts_optimizer, appearances_optimizer = self.optimizers()
-        energy = self._sum_over_devices(Z.square().sum())
+        local_energy = Z.square().sum()  # this device's samples; every evaluation below reuses it
+        energy = self._sum_over_devices(local_energy.clone())  # (the reduction is in place)
         _check_finite_activations(energy, f"batch {batch_idx}")
+        objective = partial(self._objective, Z, local_energy, energy)
 
         # P step with the current A, projected onto P >= 0. Stepped past Lightning's counter
         # so that one global_step is one whole iteration of Alg. 1.
-        loss = parts_optimizer.optimizer.step(closure=lambda: self._objective(Z, energy, "parts"))
+        loss = parts_optimizer.optimizer.step(closure=partial(objective, "parts"))
         # A step with the updated P.
-        appearances_optimizer.step(closure=lambda: self._objective(Z, energy, "appearances"))
+        appearances_optimizer.step(closure=partial(objective, "appearances"))
 
         converged = self.convergence.update(loss.item())
         samples = Z.shape[0] * self.trainer.world_size
@@ -160,12 +163,10 @@ class PandA(L.LightningModule):
             )
             self.trainer.should_stop = True
 
-    def _objective(self, Z: Tensor, energy: Tensor, block: str) -> Tensor:
+    def _objective(self, Z: Tensor, local_energy: Tensor, energy: Tensor, block: str) -> Tensor:
         """The relative error ``L / sum_i ||Z_i||^2`` over all devices; sets ``block``'s gradient."""
-        if block == "parts":
-            loss, gradient = loss_and_parts_gradient(Z, self.appearances, self.parts)
-        else:
-            loss, gradient = loss_and_appearance_gradient(Z, self.appearances, self.parts)
+        loss_and_gradient = loss_and_parts_gradient if block == "parts" else loss_and_appearance_gradient
+        loss, gradient = loss_and_gradient(Z, self.appearances, self.parts, local_energy)
         getattr(self, block).grad = self._sum_over_devices(gradient) / energy
         return self._sum_over_devices(loss) / energy
 
@@ -191,18 +192,22 @@ class PandA(L.LightningModule):
         """Edit activations ``(N, C, H, W)`` at parts or masks with chosen appearances (Sec. 3.3.1).
 
         Args:
-            edits: ``(where, appearance, alpha)`` triples. ``where`` is a part index or an
-                ``(H, W)`` mask in ``[0, 1]`` at the layer's resolution (pixel-level control).
+            edits: ``(where, appearance, alpha)`` triples. ``where`` is a part index or a mask
+                in ``[0, 1]`` (pixel-level control), as :meth:`mask` takes it.
                 ``alpha`` is relative to the layer's typical activation: ``alpha = 1`` adds, at a
                 position where the mask is 1, a vector as long as a typical position's activations.
         """
-        _, height, width = self.hparams.feature_shape
-        parts, scale = self.parts.detach(), self.activation_scale.item()
-        scaled = [
-            (part_mask(parts, where, height, width) if isinstance(where, int) else where, appearance, alpha * scale)
-            for where, appearance, alpha in edits
-        ]
+        scale = self.activation_scale.item()
+        scaled = [(self.mask(where), appearance, alpha * scale) for where, appearance, alpha in edits]
         return local_edit(activations, self.appearances.detach(), scaled)
+
+    def mask(self, where: int | Tensor) -> Tensor:
+        """``(H, W)`` mask at the layer: the normalised part ``where``, or a hand-drawn mask at the
+        layer's or a whole multiple of its resolution (such as the image's) averaged to it."""
+        _, height, width = self.hparams.feature_shape
+        if isinstance(where, Tensor):
+            return mask_at_layer(where, height, width)
+        return part_mask(self.parts.detach(), where, height, width)
 
     # -- helpers -----------------------------------------------------------------------------
 

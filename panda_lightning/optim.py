@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from panda_lightning.factorization import project_nonnegative_
+
 
 class ProjectedGradientDescent(Optimizer):
     """``p <- proj(p - step_size * grad)``, halving ``step_size`` until the objective does not rise.
@@ -60,7 +62,7 @@ class ProjectedGradientDescent(Optimizer):
             for p, p0, g in zip(params, start, gradients):
                 p.copy_(p0 - state["step_size"] * g)
                 if group["nonnegative"]:
-                    p.clamp_(min=0)
+                    project_nonnegative_(p)
             trial = closure()
             # A step too small to change the objective beyond rounding also counts as no rise.
             if trial <= loss + 1e-7 * loss.abs():

@@ -17,7 +17,7 @@ from panda_lightning.editing import (
     saliency_maps,
     saliency_sums,
 )
-from panda_lightning.layers import activations_at, with_replaced_output
+from panda_lightning.layers import with_replaced_output
 from panda_lightning.metrics import roir
 
 
@@ -124,7 +124,6 @@ def test_ranking_scores_sum_the_saliency_overall_or_at_each_part(factors):
 
 def test_an_edit_at_a_corner_of_the_layer_changes_the_image_mostly_there(tiny_generator):
     latents = torch.randn(4, 8, 1, 1)
-    Z = activations_at(tiny_generator, "main.3", lambda: tiny_generator(latents))  # (4, 8, 8, 8)
     corner = torch.zeros(8, 8)
     corner[:3, :3] = 1
     A = torch.eye(8)
