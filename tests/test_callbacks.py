@@ -49,7 +49,7 @@ def test_callbacks_skip_tensorboard_quietly_with_another_logger_and_leave_the_mo
     assert model.training == before[2]
 
 
-def test_the_edit_grid_edits_one_part_at_a_time(tmp_path, tiny_generator):
+def test_a_zero_strength_edit_leaves_the_generated_image_unchanged(tmp_path, tiny_generator):
     model, trainer = _fit(tmp_path, tiny_generator, [], False)
     datamodule = trainer.datamodule
     latent = datamodule.preview_latents(1, 0)
