@@ -48,8 +48,25 @@ class CheckpointOnInterrupt(OnExceptionCheckpoint):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if trainer.strategy.reduce_boolean_decision(self._terminated, all=False):
-            rank_zero_info(f"SIGTERM: saving {self.ckpt_path} at step {trainer.global_step} and stopping.")
+            rank_zero_info(f"SIGTERM: stopping after step {trainer.global_step}.")
             raise SIGTERMException()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if trainer.world_size == 1 or isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.ckpt_path)  # every rank is here: the collective save
+        elif trainer.is_global_zero:
+            # Raised on some ranks only (a lost process, an error on one rank): a collective save
+            # would wait for ranks that may never come. PandA undoes a half-done step, so the
+            # factors are those of global_step, the same on every rank: rank 0 writes alone.
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint()
+            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, self.ckpt_path)
+        rank_zero_info(
+            f"{type(exception).__name__} at step {trainer.global_step}: saved {self.ckpt_path}; "
+            f"resume with --ckpt_path {self.ckpt_path}."
+            + (" With several processes, an error about a lost connection means that another "
+               "process of the fit ended first (killed, out of memory): look at its log for why."
+               if trainer.world_size > 1 else "")
+        )
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._previous_handler is not None:

@@ -122,9 +122,28 @@ class PandA(L.LightningModule):
 
     @torch.no_grad()
     def training_step(self, activations: Tensor, batch_idx: int) -> None:
-        # Our sums lose accuracy in 16 bits, whatever autocast the Trainer set.
-        with torch.autocast(self.device.type, enabled=False):
-            self._algorithm_1_iteration(self._unfold(activations), batch_idx)
+        steps_done, start = self.global_step, self._snapshot()
+        try:
+            # Our sums lose accuracy in 16 bits, whatever autocast the Trainer set.
+            with torch.autocast(self.device.type, enabled=False):
+                self._algorithm_1_iteration(self._unfold(activations), batch_idx)
+        except BaseException:
+            # Ctrl+C, a lost process or an error mid-iteration: undo the half-done iteration, so
+            # that a checkpoint written now holds the factors of step `global_step`.
+            if self.global_step == steps_done:
+                self._restore(start)
+            raise
+
+    def _snapshot(self) -> tuple[Tensor, Tensor, list[float]]:
+        step_sizes = [optimizer.optimizer.step_size for optimizer in self.optimizers()]
+        return self.parts.clone(), self.appearances.clone(), step_sizes
+
+    def _restore(self, snapshot: tuple[Tensor, Tensor, list[float]]) -> None:
+        parts, appearances, step_sizes = snapshot
+        self.parts.copy_(parts)
+        self.appearances.copy_(appearances)
+        for optimizer, step_size in zip(self.optimizers(), step_sizes):
+            optimizer.optimizer.step_size = step_size
 
     def _algorithm_1_iteration(self, Z: Tensor, batch_idx: int) -> None:
         parts_optimizer, appearances_optimizer = self.optimizers()
@@ -223,6 +242,7 @@ class PandA(L.LightningModule):
         checkpoint["panda_convergence"] = self.convergence.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        _check_same_factorisation(checkpoint, self)
         if "panda_convergence" in checkpoint:
             self.convergence.load_state_dict(checkpoint["panda_convergence"])
 
@@ -249,4 +269,20 @@ def _check_finite_activations(energy: Tensor, where: str) -> None:
         raise FloatingPointError(
             f"the generator's activations in {where} are not usable: their sum of squares is "
             f"{energy.item()} (it must be finite and positive). Check the generator's weights and the layer."
+        )
+
+
+def _check_same_factorisation(checkpoint: dict, model: PandA) -> None:
+    """Refuse a checkpoint of another layer or other ranks, naming both, before loading it."""
+    fitted_layer = checkpoint.get("hyper_parameters", {}).get("layer")
+    here = {"layer": model.hparams.layer, **{name: tuple(getattr(model, name).shape) for name in ("parts", "appearances")}}
+    there = {"layer": fitted_layer, **{name: tuple(checkpoint["state_dict"][name].shape) for name in ("parts", "appearances")}}
+    if fitted_layer is None or model.hparams.layer is None:
+        del here["layer"], there["layer"]
+    if here != there:
+        describe = lambda factors: ", ".join(f"{name} {value}" for name, value in factors.items())  # noqa: E731
+        raise ValueError(
+            f"the checkpoint holds another factorisation ({describe(there)}) than this model "
+            f"({describe(here)}). Resume it with the config it was fitted with (saved beside it "
+            "as config.yaml or hparams.yaml), or leave out ckpt_path to start a new fit."
         )

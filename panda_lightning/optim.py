@@ -40,6 +40,10 @@ class ProjectedGradientDescent(Optimizer):
         """The current step size of the first parameter group."""
         return self.state_for(self.param_groups[0])["step_size"]
 
+    @step_size.setter
+    def step_size(self, value: float) -> None:
+        self.state_for(self.param_groups[0])["step_size"] = float(value)
+
     def state_for(self, group: dict) -> dict:
         # Step size is per group; kept in the state of its first parameter so it is checkpointed.
         return self.state[group["params"][0]]

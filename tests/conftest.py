@@ -69,7 +69,17 @@ class TinyConvGenerator(nn.Module):
         return self.main(latents)
 
 
-@pytest.fixture
-def tiny_generator() -> TinyConvGenerator:
+def _tiny_generator() -> TinyConvGenerator:
     torch.manual_seed(0)
     return TinyConvGenerator()
+
+
+@pytest.fixture
+def tiny_generator() -> TinyConvGenerator:
+    return _tiny_generator()
+
+
+@pytest.fixture(scope="module")
+def module_tiny_generator() -> TinyConvGenerator:
+    """The same generator, for module-scoped fixtures (an expensive fit shared by tests)."""
+    return _tiny_generator()

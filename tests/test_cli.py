@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -163,9 +164,8 @@ def test_too_many_parts_says_both_numbers(tmp_path):
         run(_fit_args(tmp_path, "--model.parts_rank", "300"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("devices", [1, 2])
-def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, devices):
+def _start_long_fit(tmp_path, devices):
+    """A fit through the console script, returned once its step-100 checkpoint is written."""
     panda = Path(sys.executable).parent / "panda"
     processes = ["--trainer.accelerator", "cpu", "--trainer.devices", str(devices)]
     processes += ["--trainer.strategy", "ddp"] if devices > 1 else []  # gloo, one process per device
@@ -174,21 +174,49 @@ def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, devices):
     process = subprocess.Popen([str(panda), *args], stdout=subprocess.DEVNULL, stderr=log.open("w"))
     checkpoints = tmp_path / "runs" / "dcgan_faces" / "version_0" / "checkpoints"
     deadline = time.monotonic() + 120
-    while not (checkpoints / "epoch=0-step=100.ckpt").exists():  # the fit is under way
+    while not (checkpoints / "epoch=0-step=100.ckpt").exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"the fit ended or stalled before step 100: {log.read_text()[-3000:]}")
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)  # every process ends within seconds, as a scheduler expects
+    return process, log, checkpoints
+
+
+def _assert_every_process_ended(process, tmp_path):
+    process.wait(timeout=30)  # within seconds, as a scheduler expects
     deadline = time.monotonic() + 10
     while subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).stdout:
         assert time.monotonic() < deadline, "a rank outlived the launcher by 10 s"
         time.sleep(0.2)
 
-    interrupted = torch.load(checkpoints / "interrupted.ckpt", weights_only=False)
+
+def _assert_resumes_from(tmp_path, checkpoint):
+    interrupted = torch.load(checkpoint, weights_only=False)
     step = interrupted["global_step"]
     assert step >= 100 and all(torch.isfinite(t).all() for t in interrupted["state_dict"].values())
-    resumed = run(_fit_args(tmp_path / "resumed", "--trainer.max_steps", str(step + 3), "--ckpt_path", str(checkpoints / "interrupted.ckpt")))
+    resumed = run(_fit_args(tmp_path / "resumed", "--trainer.max_steps", str(step + 3), "--ckpt_path", str(checkpoint)))
     assert resumed.trainer.global_step == step + 3
-    assert resumed.datamodule.next_batch == step + 3  # the stream went on where it stopped
+    assert resumed.datamodule.next_batch >= step + 3  # the stream went on, never back
+    return resumed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("devices", [1, 2])
+def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, devices):
+    process, _, checkpoints = _start_long_fit(tmp_path, devices)
+    process.send_signal(signal.SIGTERM)
+    _assert_every_process_ended(process, tmp_path)
+    resumed = _assert_resumes_from(tmp_path, checkpoints / "interrupted.ckpt")
+    # Stopped between steps: the stream goes on exactly where the steps did.
+    assert resumed.datamodule.next_batch == resumed.trainer.global_step
+
+
+@pytest.mark.slow
+def test_a_killed_process_ends_the_fit_with_a_message_and_a_checkpoint(tmp_path):
+    process, log, checkpoints = _start_long_fit(tmp_path, devices=2)
+    (rank_1,) = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    os.kill(int(rank_1), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    _assert_every_process_ended(process, tmp_path)
+    assert process.returncode != 0
+    assert "another process of the fit ended first" in log.read_text()
+    _assert_resumes_from(tmp_path, checkpoints / "interrupted.ckpt")

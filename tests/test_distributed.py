@@ -1,31 +1,55 @@
-"""Two processes with half the batch each fit the same factors as one process (marked slow)."""
+"""Several processes: two with half the batch each fit the factors of one, and a two-process fit
+resumed from its checkpoint ends where an uninterrupted one does (marked slow: each fit spawns
+processes)."""
 
 from __future__ import annotations
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import GeneratorActivations
 from panda_lightning import PandA
 
 
-def _fit(tmp_path, generator, devices, batch_size, strategy="auto"):
+def _fit(root, generator, devices, batch_size, max_steps=6, ckpt_path=None, callbacks=()):
     datamodule = GeneratorActivations(generator, layer="main.3", batch_size=batch_size, seed=5)
     model = PandA(datamodule.feature_shape, parts_rank=4, init_samples=24, stop_when_converged=False)
     trainer = L.Trainer(
-        accelerator="cpu", devices=devices, strategy=strategy, max_steps=6, default_root_dir=tmp_path,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto",
+        max_steps=max_steps, default_root_dir=root, logger=False, enable_checkpointing=bool(callbacks),
+        callbacks=list(callbacks), enable_progress_bar=False, enable_model_summary=False,
     )
-    trainer.fit(model, datamodule)
+    trainer.fit(model, datamodule, ckpt_path=ckpt_path)
     return model
 
 
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory, module_tiny_generator):
+    """Six uninterrupted steps on two processes with 4 samples each."""
+    return _fit(tmp_path_factory.mktemp("two"), module_tiny_generator, devices=2, batch_size=4)
+
+
 @pytest.mark.slow
-def test_two_processes_fit_the_factors_of_one_with_the_same_global_batch(tmp_path, tiny_generator):
-    one = _fit(tmp_path / "one", tiny_generator, devices=1, batch_size=8)
-    two = _fit(tmp_path / "two", tiny_generator, devices=2, batch_size=4, strategy="ddp_spawn")
+def test_two_processes_fit_the_factors_of_one_with_the_same_global_batch(
+    tmp_path, module_tiny_generator, two_processes
+):
+    one = _fit(tmp_path, module_tiny_generator, devices=1, batch_size=8)
     # Sums over samples are split between processes and all-reduced: equal up to rounding.
-    torch.testing.assert_close(two.appearances, one.appearances, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(two.parts, one.parts, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(two_processes.appearances, one.appearances, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(two_processes.parts, one.parts, rtol=1e-4, atol=1e-5)
     assert not torch.equal(one.parts, PandA(one.hparams.feature_shape, parts_rank=4).parts)  # it did fit
+
+
+@pytest.mark.slow
+def test_a_resumed_two_process_fit_ends_with_the_factors_of_an_uninterrupted_one(
+    tmp_path, module_tiny_generator, two_processes
+):
+    generator, uninterrupted = module_tiny_generator, two_processes
+    at_step_3 = ModelCheckpoint(dirpath=tmp_path, filename="step_3", every_n_train_steps=3, save_top_k=1)
+    _fit(tmp_path / "first", generator, devices=2, batch_size=4, max_steps=3, callbacks=[at_step_3])
+    resumed = _fit(tmp_path / "second", generator, devices=2, batch_size=4, ckpt_path=tmp_path / "step_3.ckpt")
+    # Same processes, same order of sums: bit for bit, the stream position and step sizes included.
+    assert torch.equal(resumed.parts, uninterrupted.parts)
+    assert torch.equal(resumed.appearances, uninterrupted.appearances)

@@ -211,3 +211,44 @@ def test_edit_strength_is_in_units_of_the_typical_activation(tmp_path, tiny_gene
     by_part = model.local_edit(Z[:2], [(1, 3, 2.0)]) - Z[:2]
     expected = 2.0 * model.activation_scale * torch.einsum("c,hw->chw", model.appearances[:, 3], part_mask(model.parts, 1, 8, 8))
     torch.testing.assert_close(by_part, expected.expand_as(by_part).detach())
+
+
+def test_same_seed_same_factors_and_another_seed_other_factors(tmp_path, tiny_generator):
+    first, _, _ = _fit(tmp_path / "first", tiny_generator, max_steps=4, layer="main.3")
+    again, _, _ = _fit(tmp_path / "again", tiny_generator, max_steps=4, layer="main.3")
+    other, _, _ = _fit(tmp_path / "other", tiny_generator, max_steps=4, layer="main.3", model_kwargs={"seed": 1})
+    assert torch.equal(again.parts, first.parts) and torch.equal(again.appearances, first.appearances)
+    assert not torch.allclose(other.parts, first.parts)
+
+
+def test_an_error_mid_iteration_leaves_the_factors_of_the_last_whole_step(tmp_path, tiny_generator):
+    class LosesAProcess(PandA):
+        def _objective(self, Z, local_energy, energy, block):
+            if self.global_step == 2 and block == "appearances":  # after step 3's P step
+                raise RuntimeError("Connection reset by peer")
+            return super()._objective(Z, local_energy, energy, block)
+
+    after_each_step = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, model, *args):
+            optimizers = [optimizer.optimizer for optimizer in model.optimizers()]
+            after_each_step.append((model.parts.clone(), model.appearances.clone(), [o.step_size for o in optimizers]))
+
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
+    model = LosesAProcess(datamodule.feature_shape, parts_rank=4, init_samples=32, lr=1e3)  # lr: backtracks
+    with pytest.raises(RuntimeError, match="Connection reset"):
+        _trainer(tmp_path, max_steps=5, callbacks=[Record()]).fit(model, datamodule)
+    parts, appearances, step_sizes = after_each_step[-1]
+    assert model.global_step == 2
+    assert torch.equal(model.parts, parts) and torch.equal(model.appearances, appearances)
+    assert [o.optimizer.step_size for o in model.optimizers()] == step_sizes
+
+
+def test_resuming_with_another_layer_or_rank_names_both(tmp_path, tiny_generator):
+    _, _, trainer = _fit(tmp_path, tiny_generator, max_steps=2, layer="main.3")
+    trainer.save_checkpoint(tmp_path / "four_parts.ckpt")
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
+    six_parts = PandA(datamodule.feature_shape, parts_rank=6, init_samples=32)
+    with pytest.raises(ValueError, match=r"parts \(64, 4\).*than this model \(parts \(64, 6\)"):
+        _trainer(tmp_path, max_steps=4).fit(six_parts, datamodule, ckpt_path=tmp_path / "four_parts.ckpt")
