@@ -7,12 +7,16 @@ layer, and writes one PNG.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
 from datamodules import GeneratorActivations
@@ -31,7 +35,24 @@ from panda_lightning.module import PandA
 
 
 class PandATrainer(L.Trainer):
-    """Lightning's Trainer with PandA's picture subcommands."""
+    """Lightning's Trainer with PandA's picture subcommands, and an error for impossible devices
+    that says what the machine has."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        try:
+            super().__init__(*args, **kwargs)
+        except MisconfigurationException as error:
+            accelerator, devices = kwargs.get("accelerator", "auto"), kwargs.get("devices", "auto")
+            raise MisconfigurationException(
+                f"accelerator={accelerator!r} with devices={devices!r} cannot run here: {error} This machine "
+                f"has {torch.cuda.device_count()} CUDA device(s) and {os.cpu_count()} CPU cores. To fit on "
+                "several CPU processes: --trainer.accelerator cpu --trainer.devices N --trainer.strategy ddp."
+            ) from error
+        if isinstance(self.accelerator, CPUAccelerator) and self.num_devices > (os.cpu_count() or 1):
+            rank_zero_warn(
+                f"devices={self.num_devices} CPU processes share {os.cpu_count()} cores: the fit is correct "
+                "but slower than with one process per core."
+            )
 
     def edit(
         self,

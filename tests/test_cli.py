@@ -15,7 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
 from panda_lightning import PandA
+from panda_lightning.commands import PandATrainer
 from panda_lightning.images import save_png
 from panda_lightning.cli import run
 
@@ -220,3 +223,14 @@ def test_a_killed_process_ends_the_fit_with_a_message_and_a_checkpoint(tmp_path)
     assert process.returncode != 0
     assert "another process of the fit ended first" in log.read_text()
     _assert_resumes_from(tmp_path, checkpoints / "interrupted.ckpt")
+
+
+def test_more_devices_than_the_machine_has_says_what_it_has():
+    devices = torch.cuda.device_count() + 1
+    with pytest.raises(MisconfigurationException, match=rf"devices={devices} cannot run here: .* This machine has {devices - 1} CUDA device"):
+        PandATrainer(accelerator="gpu", devices=devices, logger=False)
+
+
+def test_more_cpu_processes_than_cores_warns():
+    with pytest.warns(UserWarning, match=rf"devices={os.cpu_count() + 1} CPU processes share {os.cpu_count()} cores"):
+        PandATrainer(accelerator="cpu", devices=os.cpu_count() + 1, strategy="ddp", logger=False)
