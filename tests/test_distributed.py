@@ -1,6 +1,6 @@
 """Several processes: two with half the batch each fit the factors of one, and a two-process fit
-resumed from its checkpoint ends where an uninterrupted one does (marked slow: each fit spawns
-processes)."""
+resumed from its checkpoint, on two processes or on one, ends where an uninterrupted one does
+(marked slow: each fit spawns processes)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def two_processes(tmp_path_factory, module_tiny_generator):
     return _fit(tmp_path_factory.mktemp("two"), module_tiny_generator, devices=2, batch_size=4)
 
 
+@pytest.fixture(scope="module")
+def step_3_checkpoint(tmp_path_factory, module_tiny_generator):
+    """The checkpoint of the same two-process fit after 3 steps."""
+    directory = tmp_path_factory.mktemp("step_3")
+    at_step_3 = ModelCheckpoint(dirpath=directory, filename="step_3", every_n_train_steps=3, save_top_k=1)
+    _fit(directory, module_tiny_generator, devices=2, batch_size=4, max_steps=3, callbacks=[at_step_3])
+    return directory / "step_3.ckpt"
+
+
 @pytest.mark.slow
 def test_two_processes_fit_the_factors_of_one_with_the_same_global_batch(
     tmp_path, module_tiny_generator, two_processes
@@ -44,12 +53,20 @@ def test_two_processes_fit_the_factors_of_one_with_the_same_global_batch(
 
 @pytest.mark.slow
 def test_a_resumed_two_process_fit_ends_with_the_factors_of_an_uninterrupted_one(
-    tmp_path, module_tiny_generator, two_processes
+    tmp_path, module_tiny_generator, two_processes, step_3_checkpoint
 ):
-    generator, uninterrupted = module_tiny_generator, two_processes
-    at_step_3 = ModelCheckpoint(dirpath=tmp_path, filename="step_3", every_n_train_steps=3, save_top_k=1)
-    _fit(tmp_path / "first", generator, devices=2, batch_size=4, max_steps=3, callbacks=[at_step_3])
-    resumed = _fit(tmp_path / "second", generator, devices=2, batch_size=4, ckpt_path=tmp_path / "step_3.ckpt")
+    resumed = _fit(tmp_path, module_tiny_generator, devices=2, batch_size=4, ckpt_path=step_3_checkpoint)
     # Same processes, same order of sums: bit for bit, the stream position and step sizes included.
-    assert torch.equal(resumed.parts, uninterrupted.parts)
-    assert torch.equal(resumed.appearances, uninterrupted.appearances)
+    assert torch.equal(resumed.parts, two_processes.parts)
+    assert torch.equal(resumed.appearances, two_processes.appearances)
+
+
+@pytest.mark.slow
+def test_a_two_process_checkpoint_resumes_on_one_process_with_the_same_global_batch(
+    tmp_path, module_tiny_generator, two_processes, step_3_checkpoint
+):
+    # The stream position counts global batches: one process with twice the batch goes on with
+    # the very samples that the two would have drawn.
+    resumed = _fit(tmp_path, module_tiny_generator, devices=1, batch_size=8, ckpt_path=step_3_checkpoint)
+    torch.testing.assert_close(resumed.parts, two_processes.parts, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(resumed.appearances, two_processes.appearances, rtol=1e-4, atol=1e-5)
