@@ -1,7 +1,7 @@
 """ROIR (Eq. 13) of part edits on the bundled face generator: how local PandA's edits are.
 
     python benchmarks/locality.py --ckpt_path runs/dcgan_faces/version_0/checkpoints/last.ckpt
-        [--samples 256] [--appearances 1 2 3] [--alpha 3.0]
+        [--samples 256] [--appearances 1 2 3] [--alpha 3.0] [--refine full|mutual_knn] [--num_neighbours 16]
 
 For each part k and appearance j, edits ``--samples`` held-out samples at part k with
 appearance j and measures ROIR with the part as the region of interest: the part upsampled to
@@ -9,7 +9,8 @@ the image and thresholded at half its maximum. Prints mean +- std over samples a
 appearances, per part, with the median, the part's share of the image (ROIR scores a global
 change by about sqrt((1 - share) / share), so small parts score high for the same leak), and how
 many edits left their region unchanged (a change inside of norm < 1e-3: ROIR meaningless and
-huge; left out of mean, std and median).
+huge; left out of mean, std and median). With ``--refine``, each sample is edited at its own
+refined part (Sec. 4.2-4.3), which is then its region of interest.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import torch.nn.functional as F
 
 from datamodules import GeneratorActivations
 from panda_lightning import PandA
-from panda_lightning.editing import part_mask
 from panda_lightning.generators import FaceDCGAN
 from panda_lightning.images import to_unit_range
 from panda_lightning.metrics import _roir_update
+from panda_lightning.refinement import AFFINITIES
 
 
 def main() -> None:
@@ -33,30 +34,37 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--appearances", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--alpha", type=float, default=3.0)
+    parser.add_argument("--refine", choices=AFFINITIES, default=None, help="edit at each sample's refined parts")
+    parser.add_argument("--num_neighbours", type=int, default=16)
     args = parser.parse_args()
 
     model = PandA.load_from_checkpoint(args.ckpt_path, map_location="cpu").eval()
     _, height, width = model.hparams.feature_shape
     datamodule = GeneratorActivations(FaceDCGAN(), layer=model.hparams.layer or "main.8", batch_size=64)
-    print(f"{args.ckpt_path}: layer {datamodule.layer}, {args.samples} samples, appearances {args.appearances}, alpha {args.alpha}")
+    refined = "" if args.refine is None else f", parts refined ({args.refine})"
+    print(f"{args.ckpt_path}: layer {datamodule.layer}, {args.samples} samples, appearances {args.appearances}, alpha {args.alpha}{refined}")
     print(f"{'part':>4} {'share':>6} | ROIR mean +- std   median | region unchanged")
     for part in range(model.parts.shape[1]):
-        region = part_mask(model.parts.detach(), part, height, width)[None, None]
-        region = (F.interpolate(region, size=(64, 64), mode="bilinear", align_corners=False) >= 0.5).float()[0, 0]
-        ratios, unchanged = [], 0
+        ratios, unchanged, shares = [], 0, []
         for start in range(0, args.samples, 64):
             latents = datamodule.held_out_latents(range(start, min(start + 64, args.samples)))
-            edits = [lambda Z, j=j, k=part: model.local_edit(Z, [(k, j, args.alpha)]) for j in args.appearances]
+            parts = None
+            if args.refine:
+                parts = model.refine(datamodule.activations(latents), args.refine, num_neighbours=args.num_neighbours)
+            region = model.mask(part, parts).expand(len(latents), height, width)[:, None]
+            region = (F.interpolate(region, size=(64, 64), mode="bilinear", align_corners=False) >= 0.5).float()
+            shares.append(region.mean().item())
+            edits = [lambda Z, j=j, k=part: model.local_edit(Z, [(k, j, args.alpha)], parts) for j in args.appearances]
             original, edited_batches = datamodule.generate_with_edits(latents, edits)
             original = to_unit_range(original)
             for edited in map(to_unit_range, edited_batches):
                 inside = (region * (edited - original)).flatten(1).norm(dim=1)
                 unchanged += int((inside < 1e-3).sum())
                 for i in (inside >= 1e-3).nonzero().flatten().tolist():
-                    ratios.append(_roir_update(original[i : i + 1], edited[i : i + 1], region)[0])
+                    ratios.append(_roir_update(original[i : i + 1], edited[i : i + 1], region[i])[0])
         ratios = torch.stack(ratios)
         print(
-            f"{part:>4} {region.mean().item():>6.1%} | {ratios.mean().item():>6.3f} +- {ratios.std().item():<6.3f} "
+            f"{part:>4} {sum(shares) / len(shares):>6.1%} | {ratios.mean().item():>6.3f} +- {ratios.std().item():<6.3f} "
             f"{ratios.median().item():>6.3f} | {unchanged} of {len(ratios) + unchanged}"
         )
 

@@ -3,6 +3,7 @@
 from callbacks.edits import EditGrid
 from callbacks.interrupt import CheckpointOnInterrupt
 from callbacks.parts import PartsOverlay
+from callbacks.refinement import RefinedParts
 from callbacks.saliency import SaliencyMaps
 
-__all__ = ["CheckpointOnInterrupt", "EditGrid", "PartsOverlay", "SaliencyMaps"]
+__all__ = ["CheckpointOnInterrupt", "EditGrid", "PartsOverlay", "RefinedParts", "SaliencyMaps"]

@@ -23,7 +23,7 @@ class PandACLI(LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         # No validation or test data: fit, then the picture subcommands of PandATrainer.
-        pictures = {name: {"model", "datamodule"} for name in ("edit", "remove", "saliency", "rewrite", "rank")}
+        pictures = {name: {"model", "datamodule"} for name in ("edit", "remove", "saliency", "rewrite", "rank", "refine")}
         return {"fit": LightningCLI.subcommands()["fit"], **pictures}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

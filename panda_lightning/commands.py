@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
+from callbacks.refinement import RefinedParts
 from datamodules import GeneratorActivations
 from panda_lightning.editing import (
     appearance_scores,
@@ -63,6 +64,8 @@ class PandATrainer(L.Trainer):
         num_samples: int = 6,
         seed: int = 0,
         output: str = "edit.png",
+        refine: str | None = None,
+        num_neighbours: int = 16,
         weights_only: bool | None = None,
     ) -> Path:
         """Edit generated samples at parts or hand-drawn masks with chosen appearances (Sec. 3.3.1).
@@ -76,14 +79,50 @@ class PandATrainer(L.Trainer):
             num_samples: generated samples, one row each: original | edited | difference.
             seed: seed of the samples' latents.
             output: the PNG to write.
+            refine: edit at each sample's own parts, refined from the global ones (Sec. 4.2-4.3)
+                with the ``"full"`` or the ``"mutual_knn"`` affinity (Alg. 2); ``None``: the global parts.
+            num_neighbours: ``k`` of the mutual kNN graph.
             weights_only: as in ``fit``: how to load the checkpoint.
         """
         fitted = _fitted(model, datamodule, ckpt_path, weights_only)
         resolved = [(_load_if_path(where), j, a) for where, j, a in edits]
         latents = datamodule.preview_latents(num_samples, seed)
-        return _before_after(
-            datamodule, latents, lambda Z: fitted.local_edit(Z, resolved), output, f"{len(edits)} edit(s)"
-        )
+
+        def edit(Z: Tensor) -> Tensor:
+            parts = None if refine is None else fitted.refine(Z, refine, num_neighbours=num_neighbours)
+            return fitted.local_edit(Z, resolved, parts)
+
+        at = "" if refine is None else f" at parts refined with the {refine} affinity"
+        return _before_after(datamodule, latents, edit, output, f"{len(edits)} edit(s){at}")
+
+    def refine(
+        self,
+        model: PandA,
+        datamodule: GeneratorActivations,
+        ckpt_path: str,
+        num_neighbours: int = 16,
+        steps: int = 10,
+        num_samples: int = 6,
+        seed: int = 0,
+        output: str = "refine.png",
+        weights_only: bool | None = None,
+    ) -> Path:
+        """Each sample's own parts, refined from the global parts (Sec. 4.2-4.3, Alg. 2, Fig. 8).
+
+        Args:
+            ckpt_path: the fitted checkpoint.
+            num_neighbours: ``k`` of the mutual kNN graph, from 1 to ``H * W - 1``.
+            steps: projected gradient steps of the refinement.
+            num_samples: generated samples, one column each; rows: the samples, the global
+                parts, parts refined with the full affinity, and with the mutual-kNN affinity.
+            seed: seed of the samples' latents.
+            output: the PNG to write.
+            weights_only: as in ``fit``: how to load the checkpoint.
+        """
+        fitted = _fitted(model, datamodule, ckpt_path, weights_only)
+        latents = datamodule.preview_latents(num_samples, seed)
+        renderer = RefinedParts(num_neighbours=num_neighbours, steps=steps)  # the callback's picture
+        return _write(renderer.picture(datamodule, fitted, latents), output)
 
     def remove(
         self,

@@ -30,24 +30,30 @@ def _check_strength(name: str, value: float) -> float:
 
 def mask_at_layer(mask: Tensor, height: int, width: int, name: str = "mask") -> Tensor:
     """A hand-drawn ``mask`` at the layer's ``(H, W)``: as it is, or averaged down from a
-    resolution ``k`` times the layer's, such as the image's."""
+    resolution ``k`` times the layer's, such as the image's. One mask ``(H', W')`` for every
+    sample, or one per sample ``(N, H', W')``."""
     mask = torch.as_tensor(mask)
-    size = tuple(mask.shape)
-    if len(size) != 2 or size[0] % height or size[1] % width or size[0] // height != size[1] // width:
+    size = tuple(mask.shape[-2:])
+    if mask.ndim not in (2, 3) or size[0] % height or size[1] % width or size[0] // height != size[1] // width:
         raise ValueError(
-            f"{name} has shape {size}; it must be the layer's (H, W) = ({height}, {width}) or a whole "
-            f"multiple of it, such as the image's ({height} k, {width} k)."
+            f"{name} has shape {tuple(mask.shape)}; it must be the layer's (H, W) = ({height}, {width}) or a "
+            f"whole multiple of it, such as the image's ({height} k, {width} k), with a leading sample "
+            "dimension N if each sample has its own."
         )
     if size == (height, width):
         return mask if mask.is_floating_point() else mask.float()
-    return torch.nn.functional.interpolate(mask.float()[None, None], size=(height, width), mode="area")[0, 0]
+    per_sample = mask.float() if mask.ndim == 3 else mask.float()[None]
+    resized = torch.nn.functional.interpolate(per_sample[:, None], size=(height, width), mode="area")[:, 0]
+    return resized if mask.ndim == 3 else resized[0]
 
 
 def part_mask(P: Tensor, part: int, height: int, width: int) -> Tensor:
-    """The normalised part ``p_k / max(p_k)`` of Sec. 3.3.1 as an ``(H, W)`` mask in ``[0, 1]``."""
-    check_index("part", part, P.shape[1], "parts")
-    column = P[:, part]
-    return rearrange(column / column.max().clamp_min(torch.finfo(column.dtype).tiny), "(h w) -> h w", h=height, w=width)
+    """The normalised part ``p_k / max(p_k)`` of Sec. 3.3.1 as a mask in ``[0, 1]``: ``(H, W)``
+    for the global parts ``P: (S, R_S)``, ``(N, H, W)`` for refined parts ``P~: (N, S, R_S)``."""
+    check_index("part", part, P.shape[-1], "parts")
+    column = P[..., part]
+    scaled = column / column.amax(-1, keepdim=True).clamp_min(torch.finfo(column.dtype).tiny)
+    return rearrange(scaled, "... (h w) -> ... h w", h=height, w=width)
 
 
 def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]]) -> Tensor:
@@ -57,19 +63,23 @@ def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]])
         Z: activations ``(N, C, H, W)``.
         A: appearances ``(C, R_C)``.
         edits: ``(mask, appearance, alpha)`` triples; ``mask`` is a part from :func:`part_mask`
-            or a hand-drawn mask at the layer's ``(H, W)`` or a whole multiple of it (the
-            image's), ``alpha`` the strength in the activations' units.
+            (global, or each sample's refined part ``(N, H, W)``) or a hand-drawn mask at the
+            layer's ``(H, W)`` or a whole multiple of it (the image's), ``alpha`` the strength
+            in the activations' units.
 
     Returns:
         The edited activations, ``(N, C, H, W)``; ``Z`` is not changed.
     """
-    height, width = Z.shape[-2:]
+    samples, _, height, width = Z.shape
     edited = Z.clone()
     for t, (mask, appearance, alpha) in enumerate(edits):
         check_index(f"edits[{t}] appearance", appearance, A.shape[1], "appearances")
         _check_strength(f"edits[{t}] alpha", alpha)
         mask = mask_at_layer(mask, height, width, f"edits[{t}] mask")
-        edited += alpha * einsum(A[:, appearance], mask.to(Z), "c, h w -> c h w")
+        if mask.ndim == 3 and mask.shape[0] != samples:
+            raise ValueError(f"edits[{t}] mask holds {mask.shape[0]} samples' masks for {samples} samples.")
+        # (H, W) broadcasts over samples; (N, H, W) gives each sample its own.
+        edited += alpha * A[:, appearance, None, None] * mask.to(Z)[..., None, :, :]
     return edited
 
 
@@ -151,12 +161,13 @@ def remove_object(Z: Tensor, mask: Tensor, border: Tensor) -> Tensor:
 
     Args:
         Z: activations ``(N, C, H, W)``.
-        mask: ``(H, W)`` in ``[0, 1]``: a part from :func:`part_mask` or a hand-drawn mask.
+        mask: ``(H, W)`` or per sample ``(N, H, W)``, in ``[0, 1]``: a part from
+            :func:`part_mask` or a hand-drawn mask.
         border: ``(H, W)`` booleans, from :func:`border_mask`.
     """
     height, width = Z.shape[-2:]
     if tuple(border.shape) != (height, width):
         raise ValueError(f"border has shape {tuple(border.shape)}; it must be the layer's (H, W) = ({height}, {width}).")
     background = Z[..., border.to(Z.device)].mean(-1)[..., None, None]  # (N, C, 1, 1)
-    mask = mask_at_layer(mask, height, width).to(Z)
+    mask = mask_at_layer(mask, height, width).to(Z)[..., None, :, :]
     return Z * (1 - mask) + background * mask

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,12 @@ def to_unit_range(images: Tensor) -> Tensor:
 
 
 def part_masks(parts: Tensor, height: int, width: int, size: tuple[int, int]) -> Tensor:
-    """Parts ``P: (S, R_S)`` as masks ``(R_S, 1, *size)`` in ``[0, 1]``, each scaled by its max."""
-    maps = torch.stack([part_mask(parts, k, height, width) for k in range(parts.shape[1])])[:, None]
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    """Parts ``(S, R_S)``, or each sample's ``(N, S, R_S)``, as masks ``(R_S, *size)`` or
+    ``(N, R_S, *size)`` in ``[0, 1]``, each scaled by its max."""
+    maps = torch.stack([part_mask(parts, k, height, width) for k in range(parts.shape[-1])], dim=-3)
+    batched = maps.reshape(-1, *maps.shape[-3:])
+    resized = F.interpolate(batched, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    return resized.reshape(*maps.shape[:-2], *size)
 
 
 def part_colours(num_parts: int) -> Tensor:
@@ -36,6 +40,16 @@ def part_colours(num_parts: int) -> Tensor:
     return torch.stack([red, green, blue], dim=1).clamp(0, 1)
 
 
+def segmentation_overlay(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor:
+    """``(N, 3, H_img, W_img)``: each pixel in the colour of its strongest part, over the image in
+    grey. ``parts``: the global ``(S, R_S)`` or each sample's own ``(N, S, R_S)``."""
+    masks = part_masks(parts.float().cpu(), height, width, images.shape[-2:])
+    strongest = masks.argmax(dim=-3)  # (H, W) or (N, H, W)
+    segmentation = rearrange(part_colours(parts.shape[-1])[strongest], "... h w c -> ... c h w")
+    grey = images.mean(dim=1, keepdim=True).expand_as(images)
+    return 0.5 * grey + 0.5 * segmentation
+
+
 def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor:
     """A picture ``(3, H_grid, W_grid)`` in ``[0, 1]``: one row per image; columns are the image,
     all parts (each pixel in the colour of its strongest part), then each part painted in its
@@ -45,14 +59,20 @@ def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor
         images: ``(N, 3, H_img, W_img)`` in ``[0, 1]``.
         parts: ``(S, R_S)`` with ``S = height * width``.
     """
-    masks = part_masks(parts.float().cpu(), height, width, images.shape[-2:])  # (R, 1, H, W)
+    masks = part_masks(parts.float().cpu(), height, width, images.shape[-2:])[:, None]  # (R, 1, H, W)
     colours = part_colours(masks.shape[0])
-    strongest = masks[:, 0].argmax(0)  # (H, W)
-    segmentation = rearrange(colours[strongest], "h w c -> c h w")
     grey = images.mean(dim=1, keepdim=True).expand_as(images)
-    columns = [images, 0.5 * grey + 0.5 * segmentation]
+    columns = [images, segmentation_overlay(images, parts, height, width)]
     columns += [grey * (1 - 0.7 * mask) + 0.7 * mask * colour.view(3, 1, 1) for mask, colour in zip(masks, colours)]
     return tile(torch.stack(columns, dim=1))
+
+
+def refinement_grid(images: Tensor, parts: Sequence[Tensor], height: int, width: int) -> Tensor:
+    """The layout of the paper's Fig. 8, ``(3, H_grid, W_grid)``: one column per image; the images,
+    then a row of parts over them for each of ``parts`` (global ``(S, R_S)`` or refined
+    ``(N, S, R_S)``), each pixel in the colour of its strongest part."""
+    rows = [images] + [segmentation_overlay(images, each, height, width) for each in parts]
+    return tile(torch.stack(rows))
 
 
 def saliency_grid(images: Tensor, saliency: Tensor, located: Tensor | None = None) -> Tensor:

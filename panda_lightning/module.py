@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import lightning as L
 import torch
@@ -23,6 +24,7 @@ from panda_lightning.factorization import (
     sparsity,
 )
 from panda_lightning.optim import ProjectedGradientDescent
+from panda_lightning.refinement import refine_parts
 
 
 class PandA(L.LightningModule):
@@ -207,7 +209,9 @@ class PandA(L.LightningModule):
     # -- using the factors ---------------------------------------------------------------------
 
     @torch.no_grad()
-    def local_edit(self, activations: Tensor, edits: Sequence[tuple[int | Tensor, int, float]]) -> Tensor:
+    def local_edit(
+        self, activations: Tensor, edits: Sequence[tuple[int | Tensor, int, float]], parts: Tensor | None = None
+    ) -> Tensor:
         """Edit activations ``(N, C, H, W)`` at parts or masks with chosen appearances (Sec. 3.3.1).
 
         Args:
@@ -215,18 +219,43 @@ class PandA(L.LightningModule):
                 in ``[0, 1]`` (pixel-level control), as :meth:`mask` takes it.
                 ``alpha`` is relative to the layer's typical activation: ``alpha = 1`` adds, at a
                 position where the mask is 1, a vector as long as a typical position's activations.
+            parts: each sample's refined parts ``(N, S, R_S)`` from :meth:`refine`, for part
+                indices; ``None``: the global parts.
         """
         scale = self.activation_scale.item()
-        scaled = [(self.mask(where), appearance, alpha * scale) for where, appearance, alpha in edits]
+        scaled = [(self.mask(where, parts), appearance, alpha * scale) for where, appearance, alpha in edits]
         return local_edit(activations, self.appearances.detach(), scaled)
 
-    def mask(self, where: int | Tensor) -> Tensor:
-        """``(H, W)`` mask at the layer: the normalised part ``where``, or a hand-drawn mask at the
-        layer's or a whole multiple of its resolution (such as the image's) averaged to it."""
+    def mask(self, where: int | Tensor, parts: Tensor | None = None) -> Tensor:
+        """Mask at the layer: the normalised part ``where`` (``(H, W)``, or ``(N, H, W)`` of refined
+        ``parts``), or a hand-drawn mask at the layer's or a whole multiple of its resolution (such
+        as the image's) averaged to it."""
         _, height, width = self.hparams.feature_shape
         if isinstance(where, Tensor):
             return mask_at_layer(where, height, width)
-        return part_mask(self.parts.detach(), where, height, width)
+        return part_mask(self.parts.detach() if parts is None else parts, where, height, width)
+
+    @torch.no_grad()
+    def refine(self, activations: Tensor, affinity: str = "full", **options: Any) -> Tensor:
+        """Each sample's own parts (Sec. 4.2-4.3, Alg. 2), refined from the global parts.
+
+        Args:
+            activations: ``(N, C, H, W)`` at this model's layer.
+            affinity: ``"full"`` (the Gram matrix of the fibres) or ``"mutual_knn"`` (Alg. 2).
+            options: ``num_neighbours``, ``steps``, ``lr``, ... of
+                :func:`panda_lightning.refinement.refine_parts`.
+
+        Returns:
+            ``(N, S, R_S)``, non-negative; pass as ``parts`` to :meth:`local_edit` and :meth:`mask`.
+        """
+        if tuple(activations.shape[1:]) != tuple(self.hparams.feature_shape):
+            layer = "" if self.hparams.layer is None else f" {self.hparams.layer!r}"
+            raise ValueError(
+                f"activations of shape {tuple(activations.shape)} are not of the layer{layer} this model was "
+                f"fitted to, whose activations are (N, {', '.join(map(str, self.hparams.feature_shape))})."
+            )
+        Z = self._unfold(activations)
+        return refine_parts(Z, self.appearances.detach().to(Z), self.parts.detach().to(Z), affinity, **options)
 
     # -- helpers -----------------------------------------------------------------------------
 

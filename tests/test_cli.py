@@ -68,7 +68,9 @@ def test_fit_writes_checkpoint_tensorboard_logs_and_pictures(fitted):
     assert {"train/relative_error", "train/loss", "train/parts_orthogonality_error", "train/parts_sparsity"} <= set(
         events.Tags()["scalars"]
     )
-    assert {"parts", "saliency", "edits"} <= set(events.Tags()["images"])
+    assert {"parts", "saliency", "edits", "refined_parts"} <= set(events.Tags()["images"])
+    with Image.open(log_dir / "refined_parts.png") as picture:  # Fig. 8: samples, global, full, mutual kNN
+        assert picture.size == (4 * 68, 4 * 68)
 
 
 @pytest.mark.slow
@@ -95,6 +97,8 @@ def _picture_args(fitted, subcommand, *extra):
         ("remove", ["--where", "0", "--appearance", "2", "--num_samples", "2"], (3 * 68, 2 * 68)),
         ("saliency", ["--appearances", "[0, 3]", "--num_samples", "2", "--threshold_samples", "64"], (5 * 68, 2 * 68)),
         ("rank", ["--appearance", "2", "--part", "0", "--num_samples", "32", "--show", "4"], (4 * 68, 2 * 68)),
+        ("refine", ["--num_samples", "3", "--steps", "20"], (3 * 68, 4 * 68)),  # Fig. 8: 4 rows
+        ("edit", ["--edits", "[[0, 5, 3.0]]", "--num_samples", "2", "--refine", "mutual_knn"], (3 * 68, 2 * 68)),
     ],
 )
 def test_picture_subcommands_write_their_png(fitted, tmp_path, subcommand, extra, size):
@@ -131,6 +135,9 @@ def test_an_edit_at_a_hand_drawn_mask_changes_the_image_there(fitted, tmp_path):
         (["--edits", "[[0, 500, 1.0]]"], r"appearance=500 is out of range: there are 128 appearances"),
         (["--edits", "[[9, 0, 1.0]]"], r"part=9 is out of range: there are 8 parts"),
         (["--edits", "[['missing.png', 0, 1.0]]"], r"mask 'missing\.png' cannot be read as an image"),
+        (["--edits", "[[0, 1, 1.0]]", "--refine", "knn"], r"affinity='knn' must be one of 'full', 'mutual_knn'"),
+        (["--edits", "[[0, 1, 1.0]]", "--refine", "mutual_knn", "--num_neighbours", "256"],
+         r"num_neighbours=256 must be an integer from 1 to S - 1 = 255"),
     ],
 )
 def test_picture_subcommands_name_bad_input(fitted, tmp_path, extra, message):
@@ -142,7 +149,9 @@ def test_picture_subcommands_name_bad_input(fitted, tmp_path, extra, message):
 def test_console_script_help_explains_the_options():
     panda = Path(sys.executable).parent / "panda"  # the installed console script
     top = subprocess.run([str(panda), "--help"], capture_output=True, text=True, check=True).stdout
-    assert "{fit,edit,remove,saliency,rewrite,rank}" in top and "configs/dcgan_faces.yaml" in top
+    subcommands = set(re.search(r"\{([a-z,]+)\}", top).group(1).split(","))
+    assert {"fit", "edit", "remove", "saliency", "rewrite", "rank", "refine"} <= subcommands
+    assert "configs/dcgan_faces.yaml" in top
     fit = subprocess.run([sys.executable, "-m", "panda_lightning.cli", "fit", "--help"], capture_output=True, text=True, check=True).stdout
     assert "the number of parts" in fit and "dotted path of the sub-module" in fit
 

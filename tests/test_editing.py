@@ -46,6 +46,20 @@ def test_local_edit_adds_each_appearance_at_its_mask(factors):
     torch.testing.assert_close(local_edit(Z, A, [(masks[0], 1, 0.0)]), Z)
 
 
+def test_each_sample_is_edited_at_its_own_refined_part(factors):
+    Z, A, P = factors
+    own_parts = torch.stack([P, P.flip(0), P.roll(3, dims=0)])  # (N, S, R_S): one per sample
+    masks = part_mask(own_parts, 2, 4, 5)
+    assert masks.shape == (3, 4, 5)
+    edited = local_edit(Z, A, [(masks, 1, 2.0)])
+    for i in range(3):  # sample i, edited alone at its own part, is what the batch edit gave it
+        alone = local_edit(Z[i : i + 1], A, [(part_mask(own_parts[i], 2, 4, 5), 1, 2.0)])
+        torch.testing.assert_close(edited[i : i + 1], alone)
+    assert not torch.allclose(edited[1], local_edit(Z, A, [(masks[0], 1, 2.0)])[1])
+    with pytest.raises(ValueError, match=r"edits\[0\] mask holds 2 samples' masks for 3 samples"):
+        local_edit(Z, A, [(masks[:2], 1, 2.0)])
+
+
 def test_a_mask_at_image_resolution_is_averaged_to_the_layer(factors):
     Z, A, _ = factors  # layer 4 x 5; an "image" 4 times larger
     image_mask = torch.zeros(16, 20)

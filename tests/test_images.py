@@ -9,16 +9,32 @@ import torch
 from PIL import Image
 
 from panda_lightning import images
-from panda_lightning.images import part_colours, part_masks, parts_grid, save_png
+from panda_lightning.images import part_colours, part_masks, parts_grid, refinement_grid, save_png
 
 
 def test_part_masks_are_scaled_upsampled_parts():
     parts = torch.zeros(4, 2)
     parts[0, 0], parts[3, 1] = 2.0, 0.5  # a 2x2 grid: part 0 top-left, part 1 bottom-right
     masks = part_masks(parts, 2, 2, (4, 4))
-    assert masks.shape == (2, 1, 4, 4)
-    assert masks[0, 0, 0, 0] == 1 and masks[0, 0, 3, 3] == 0
-    assert masks[1, 0, 3, 3] == 1 and masks[1, 0, 0, 0] == 0
+    assert masks.shape == (2, 4, 4)
+    assert masks[0, 0, 0] == 1 and masks[0, 3, 3] == 0
+    assert masks[1, 3, 3] == 1 and masks[1, 0, 0] == 0
+    # Each sample's own parts: sample 1 has them the other way round.
+    per_sample = part_masks(torch.stack([parts, parts.flip(1)]), 2, 2, (4, 4))
+    assert per_sample.shape == (2, 2, 4, 4)
+    assert torch.equal(per_sample[0], masks) and torch.equal(per_sample[1], masks.flip(0))
+
+
+def test_refinement_grid_colours_each_sample_by_its_own_parts():
+    images = torch.full((2, 3, 4, 4), 0.5)
+    left, right = torch.zeros(4, 2), torch.zeros(4, 2)  # 2x2 layer: part 0 left column, part 1 right
+    left[[0, 2], 0], left[[1, 3], 1] = 1, 1
+    right[:, 0], right[:, 1] = left[:, 1], left[:, 0]
+    grid = refinement_grid(images, [left, torch.stack([left, right])], 2, 2)
+    assert grid.shape == (3, 3 * (2 + 4 + 2), 2 * (2 + 4 + 2))  # 3 rows, 2 columns of padded cells
+    cell = lambda row, column: grid[:, row * 8 + 2 : row * 8 + 6, column * 8 + 2 : column * 8 + 6]  # noqa: E731
+    assert torch.equal(cell(1, 0), cell(1, 1))  # global parts: the same colours on both samples
+    assert torch.equal(cell(2, 0), cell(1, 0)) and torch.equal(cell(2, 1), cell(1, 1).flip(-1))
 
 
 def test_parts_grid_has_a_row_per_image_and_a_column_per_part():

@@ -252,3 +252,22 @@ def test_resuming_with_another_layer_or_rank_names_both(tmp_path, tiny_generator
     six_parts = PandA(datamodule.feature_shape, parts_rank=6, init_samples=32)
     with pytest.raises(ValueError, match=r"parts \(64, 4\).*than this model \(parts \(64, 6\)"):
         _trainer(tmp_path, max_steps=4).fit(six_parts, datamodule, ckpt_path=tmp_path / "four_parts.ckpt")
+
+
+def test_refined_parts_are_each_samples_own_and_edit_there(tmp_path, tiny_generator):
+    model, datamodule, _ = _fit(tmp_path, tiny_generator, max_steps=4, layer="main.3")
+    activations = datamodule.activations(datamodule.preview_latents(3, seed=0))
+    refined = model.refine(activations, "mutual_knn", num_neighbours=5, steps=20)
+    assert refined.shape == (3, 64, 4) and (refined >= 0).all()
+    assert not torch.allclose(refined[0], refined[1])  # each sample has parts of its own
+    edited = model.local_edit(activations, [(1, 2, 3.0)], parts=refined)
+    for i in range(3):
+        own_mask = part_mask(refined[i], 1, 8, 8)
+        expected = activations[i] + 3.0 * model.activation_scale * model.appearances[:, 2, None, None] * own_mask
+        torch.testing.assert_close(edited[i], expected)
+
+
+def test_refining_activations_of_another_layer_names_the_layers_shape(tmp_path, tiny_generator):
+    model, datamodule, _ = _fit(tmp_path, tiny_generator, max_steps=1, layer="main.3")
+    with pytest.raises(ValueError, match=r"shape \(2, 16, 4, 4\) are not of the layer this model was fitted to, whose activations are \(N, 8, 8, 8\)"):
+        model.refine(torch.zeros(2, 16, 4, 4))
