@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import torch
 
@@ -70,7 +71,8 @@ def main() -> None:
     args, rest = parser.parse_known_args()
     rest += [f"--data.layer={args.layer}"] if args.layer else []
     if args.worker:
-        sys.argv = sys.argv[:1] + [a for a in sys.argv[1:] if a not in rest]  # for DDP's re-launch
+        # sys.argv stays whole: Lightning's DDP launcher starts the other processes with it.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
         return worker(args, rest)
 
     print(f"torch {torch.__version__}, {os.cpu_count()} CPU cores, {platform.machine()}, "

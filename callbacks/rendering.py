@@ -45,14 +45,15 @@ class FixedSamplePicture(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
-            self._render(trainer, pl_module, to_file=False)
+            self._render(trainer, pl_module, directory=None)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._render(trainer, pl_module, to_file=True)
+        # On every process: with several, log_dir is a broadcast, which rank 0 alone would wait on.
+        self._render(trainer, pl_module, directory=trainer.log_dir or trainer.default_root_dir)
 
     @rank_zero_only
     @torch.no_grad()
-    def _render(self, trainer: L.Trainer, pl_module: L.LightningModule, to_file: bool) -> None:
+    def _render(self, trainer: L.Trainer, pl_module: L.LightningModule, directory: str | None) -> None:
         datamodule = trainer.datamodule
         was_training = pl_module.training
         pl_module.eval()
@@ -62,6 +63,5 @@ class FixedSamplePicture(L.Callback):
             pl_module.train(was_training)
         if isinstance(trainer.logger, TensorBoardLogger):
             trainer.logger.experiment.add_image(self.tag, picture, trainer.global_step)
-        if to_file:
-            directory = trainer.log_dir or trainer.default_root_dir
+        if directory is not None:
             self.last_path = save_png(picture, Path(directory) / self.filename)

@@ -1,6 +1,7 @@
 """Several processes: two with half the batch each fit the factors of one, and a two-process fit
-resumed from its checkpoint, on two processes or on one, ends where an uninterrupted one does
-(marked slow: each fit spawns processes)."""
+resumed from its checkpoint, on two processes or on one, ends where an uninterrupted one does,
+and the pictures are drawn without hanging the other process (marked slow: each fit spawns
+processes)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 
+from callbacks import PartsOverlay, RefinedParts
 from datamodules import GeneratorActivations
 from panda_lightning import PandA
 
@@ -70,3 +73,18 @@ def test_a_two_process_checkpoint_resumes_on_one_process_with_the_same_global_ba
     resumed = _fit(tmp_path, module_tiny_generator, devices=1, batch_size=8, ckpt_path=step_3_checkpoint)
     torch.testing.assert_close(resumed.parts, two_processes.parts, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(resumed.appearances, two_processes.appearances, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_two_process_fit_with_pictures_ends_and_writes_them(tmp_path, module_tiny_generator):
+    # Rank 0 draws; a collective inside its drawing alone (such as trainer.log_dir) would hang.
+    datamodule = GeneratorActivations(module_tiny_generator, layer="main.3", batch_size=4, seed=5)
+    model = PandA(datamodule.feature_shape, parts_rank=4, init_samples=24, stop_when_converged=False)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=2, default_root_dir=tmp_path,
+        logger=TensorBoardLogger(tmp_path), callbacks=[PartsOverlay(num_samples=1), RefinedParts(num_samples=1)],
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule)
+    assert (tmp_path / "lightning_logs" / "version_0" / "parts.png").is_file()
+    assert (tmp_path / "lightning_logs" / "version_0" / "refined_parts.png").is_file()
