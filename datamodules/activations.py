@@ -31,7 +31,9 @@ class GeneratorActivations(L.LightningDataModule):
     Args:
         generator: any ``nn.Module`` mapping a batch of latents to images. It is frozen
             (``eval()``, no gradients) and moved to the training device.
-        layer: dotted path of the sub-module whose output to factorise (``"main.8"``).
+        layer: dotted path of the sub-module whose output to factorise (``"main.8"``), with a
+            selector if it returns a tuple or dict (``"synthesis.b16[0]"``, ``"block['x']"``);
+            ``panda layers --config ...`` lists them with their output shapes.
         batch_size: samples per batch on each device.
         latents: how to sample one latent; ``None`` uses the generator's own
             ``sample_latents`` (every adapter in ``panda_lightning.generators`` has one).
@@ -58,7 +60,7 @@ class GeneratorActivations(L.LightningDataModule):
         self.generator = generator.eval().requires_grad_(False)
         self.layer = layer
         resolve_layer(generator, layer)  # a wrong name fails here, listing the valid ones
-        self.sampler = self._sampler(generator, latents)
+        self.sampler = self.latent_sampler(generator, latents)
         self.batch_size = batch_size
         self.seed = seed
         self.num_workers = num_workers
@@ -66,7 +68,8 @@ class GeneratorActivations(L.LightningDataModule):
         self.feature_shape = feature_shape(generator, layer, self.held_out_latents(range(1)).to(self.device))
 
     @staticmethod
-    def _sampler(generator: nn.Module, latents: GaussianLatents | None) -> LatentSampler:
+    def latent_sampler(generator: nn.Module, latents: GaussianLatents | None) -> LatentSampler:
+        """``latents``, or else the generator's own ``sample_latents``."""
         if latents is not None:
             return latents
         if callable(getattr(generator, "sample_latents", None)):

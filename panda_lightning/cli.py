@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import warnings
 
+from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from torch import nn
 
 from datamodules import GeneratorActivations
-from panda_lightning.commands import PandATrainer
+from panda_lightning.commands import ConfiguredGenerator, PandATrainer
+from panda_lightning.generators import GaussianLatents
 from panda_lightning.module import PandA
 
 
@@ -24,12 +27,28 @@ class PandACLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         # No validation or test data: fit, then the picture subcommands of PandATrainer.
         pictures = {name: {"model", "datamodule"} for name in ("edit", "remove", "saliency", "rewrite", "rank", "refine")}
-        return {"fit": LightningCLI.subcommands()["fit"], **pictures}
+        return {"fit": LightningCLI.subcommands()["fit"], **pictures, "layers": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The parameters' shapes come from the generator's layer, not from the user.
         parser.link_arguments("data.feature_shape", "model.feature_shape", apply_on="instantiate")
         parser.link_arguments("data.layer", "model.layer")
+
+    def instantiate_classes(self) -> None:
+        if self.subcommand != "layers":
+            super().instantiate_classes()
+            return
+        # `panda layers` is how a user chooses data.layer, so the configured one may be wrong:
+        # build the generator and its latents alone, as the DataModule and the model need the layer.
+        data = self.config.layers.data
+        parser = ArgumentParser()
+        parser.add_argument("--generator", type=nn.Module)
+        parser.add_argument("--latents", type=GaussianLatents | None)
+        built = parser.instantiate(parser.parse_object({"generator": data.generator, "latents": data.latents}))
+        sampler = GeneratorActivations.latent_sampler(built.generator, built.latents)
+        self.config_init, self.model = self.config, None
+        self.datamodule = ConfiguredGenerator(built.generator.eval(), sampler, data.layer)
+        self.trainer = self.trainer_class(logger=False, enable_checkpointing=False, enable_model_summary=False)
 
 
 def run(args: list[str] | None = None) -> PandACLI:

@@ -7,20 +7,22 @@ layer, and writes one PNG.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from torch import Tensor
+from torch import Tensor, nn
 
 from callbacks.refinement import RefinedParts
 from datamodules import GeneratorActivations
+from datamodules.latent_stream import LatentSampler
 from panda_lightning.editing import (
     appearance_scores,
     border_mask,
@@ -32,6 +34,7 @@ from panda_lightning.editing import (
     saliency_sums,
 )
 from panda_lightning.images import load_mask, saliency_grid, save_png, tile, to_unit_range
+from panda_lightning.layers import LayerOutput, layer_outputs
 from panda_lightning.module import PandA
 
 
@@ -272,6 +275,67 @@ class PandATrainer(L.Trainer):
         images = to_unit_range(datamodule.generate(datamodule.held_out_latents(chosen.tolist())).float().cpu())
         rank_zero_info(f"highest scores {scores[order[:show]].tolist()}, lowest {scores[order[-show:]].tolist()}")
         return _write(tile(images.view(2, show, *images.shape[1:])), output)
+
+    def layers(
+        self,
+        model: PandA | None,
+        datamodule: ConfiguredGenerator,
+        ckpt_path: str | None = None,
+        weights_only: bool | None = None,
+    ) -> list[LayerOutput]:
+        """List the generator's layers with their output shapes, to choose data.layer.
+
+        Runs one sample through the configured generator and prints each layer in the order the
+        forward pass computes it, with the elements of tuple and dict outputs apart
+        (``synthesis.b16[0]``); ``*`` marks the feature maps ``(N, C, H, W)`` PandA can factorise.
+        The configured ``data.layer`` need not be valid: it is checked last.
+
+        Args:
+            ckpt_path: not used; accepted, as ``weights_only`` is, so that the ``config.yaml``
+                a fit writes can be given as it is.
+            weights_only: not used.
+        """
+        generator = datamodule.generator
+        latents = datamodule.sampler(1, torch.Generator().manual_seed(0))
+        rows = layer_outputs(generator, lambda: generator(latents))
+        print(_layer_table(rows, type(generator).__name__, datamodule.layer))
+        return rows
+
+
+class ConfiguredGenerator(NamedTuple):
+    """What ``panda layers`` builds from a config in place of the DataModule, which needs a valid layer."""
+
+    generator: nn.Module
+    sampler: LatentSampler
+    layer: str
+
+
+def _layer_table(rows: list[LayerOutput], generator: str, configured: str) -> str:
+    width = max(len(row.layer) for row in rows)
+    lines = [
+        f"Layers of {generator} on one sample, in the order the forward pass computes them; "
+        "* marks a feature map (N, C, H, W) that data.layer can name:"
+    ]
+    for row in rows:
+        notes = {0: ["not run by forward(): a container, or unused"], 1: []}.get(
+            row.calls, [f"runs {row.calls} times: its first output counts"]
+        )
+        notes += ["<- data.layer"] if row.layer == configured else []
+        lines.append(f"{'*' if row.usable else ' '} {row.layer:<{width}}  {row.output:<18}  {'; '.join(notes)}".rstrip())
+    usable = [row.layer for row in rows if row.usable]
+    chosen = next((row for row in rows if row.layer == configured), None)
+    elements = [name for name in usable if name.startswith(configured + "[")]
+    if chosen is not None and chosen.usable:
+        verdict = f"data.layer={configured!r} outputs {chosen.output}: PandA can factorise it."
+    elif chosen is not None:
+        verdict = f"data.layer={configured!r} outputs {chosen.output}, not a feature map (N, C, H, W): choose a layer marked *."
+    elif elements:
+        verdict = f"data.layer={configured!r} outputs several tensors: name one, such as {elements[0]!r}."
+    else:
+        close = difflib.get_close_matches(configured, usable, n=3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        verdict = f"data.layer={configured!r} is none of these layers{hint}: choose a layer marked *."
+    return "\n".join(lines + [verdict])
 
 
 def _fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, weights_only: bool | None) -> PandA:

@@ -1,39 +1,15 @@
-"""Generator adapters: the only place that knows about a particular architecture.
-
-An adapter is an ``nn.Module`` whose ``forward(latents)`` returns images in ``[-1, 1]``, which
-samples its own latents with ``sample_latents`` and, optionally, runs the generator from a
-layer's output on with ``forward_from`` (edits then skip the layers before it). Any other ``nn.Module`` can be
-used through :class:`GaussianLatents` in the DataModule.
-"""
+"""The pretrained 64x64 face DCGAN of ``gan-face-generate``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from importlib import resources
 
 import torch
 from torch import Tensor, nn
 
+from panda_lightning.generators.latents import GaussianLatents
+
 FACE_DCGAN_INSTALL = "pip install --no-deps gan-face-generate==1.1.1"
-
-
-class GaussianLatents:
-    """Latents ``z ~ N(0, I)`` of a fixed shape, drawn from a given ``torch.Generator``.
-
-    Args:
-        shape: shape of one latent, without the batch dimension (``[100, 1, 1]``).
-    """
-
-    def __init__(self, shape: Sequence[int]):
-        if len(shape) == 0 or any(int(d) < 1 for d in shape):
-            raise ValueError(f"shape={list(shape)} must be a non-empty list of positive sizes.")
-        self.shape = tuple(int(d) for d in shape)
-
-    def __call__(self, num_samples: int, generator: torch.Generator) -> Tensor:
-        return torch.randn(num_samples, *self.shape, generator=generator)
-
-    def __repr__(self) -> str:
-        return f"GaussianLatents(shape={list(self.shape)})"
 
 
 class FaceDCGAN(nn.Module):
