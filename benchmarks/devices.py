@@ -91,7 +91,7 @@ def main() -> None:
         result = json.loads(lines[-1][len(RESULT):])
         steps, train = result["steps"], result["train_seconds"]
         print(f" {accelerator:>11} {devices:>7} {args.batch_size // devices:>13} | {steps:>5} {seconds:>10.1f} "
-              f"{train:>13.1f} {steps / train:>8.1f} | {result['threads']:>15}  {result['device']}", flush=True)
+              f"{train:>13.1f} {steps / train:>8.3g} | {result['threads']:>15}  {result['device']}", flush=True)
 
 
 if __name__ == "__main__":
