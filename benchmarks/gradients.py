@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 
 from panda_lightning.factorization import loss_and_appearance_gradient, loss_and_parts_gradient
+from timing import median_seconds  # benchmarks/timing.py
 
 CASES = [  # N, C, H, W, R_C, R_S
     (16, 64, 32, 32, 64, 8),
@@ -38,16 +37,6 @@ def left_to_right(Z, A, P):
         grad_P += Pbar @ z.T @ Abar @ Abar @ z @ P + z.T @ Abar @ Abar @ z @ Pbar @ P - 2 * z.T @ Abar @ z @ P
         grad_A += Abar @ z @ Pbar @ Pbar @ z.T @ A + z @ Pbar @ Pbar @ z.T @ Abar @ A - 2 * z @ Pbar @ z.T @ A
     return 2 * grad_P, 2 * grad_A
-
-
-def median_seconds(function, repeats, *args):
-    function(*args)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function(*args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
-import statistics
 import sys
 import time
 
@@ -27,6 +26,7 @@ from panda_lightning.refinement import (
     mutual_knn_affinity,
     refine_parts,
 )
+from timing import median_seconds  # benchmarks/timing.py
 
 FULL_CASES = [(32, 32), (64, 64)]  # H, W; with C = R_C = 512, R_S = 16
 CHANNELS, APPEARANCES, PARTS = 512, 512, 16
@@ -58,16 +58,6 @@ def synthetic(height: int, width: int, generator: torch.Generator):
     A = torch.linalg.qr(torch.randn(CHANNELS, APPEARANCES, generator=generator))[0]
     P = torch.rand(height * width, PARTS, generator=generator)
     return Z, A, P / P.norm(dim=0)
-
-
-def median_seconds(function, repeats, *args):
-    function(*args)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function(*args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def dense_eq11(W, P):

@@ -23,6 +23,10 @@ class CheckpointOnInterrupt(OnExceptionCheckpoint):
     (one small all-reduce) and all stop together, so every rank ends within a step and the
     checkpoint holds a whole step. Resume with ``--ckpt_path`` on that file.
 
+    An exception raised on some processes only (a process killed or out of memory, an error on
+    one rank) cannot wait for a collective save: rank 0 writes the file alone, and the message
+    says that another process may have ended first.
+
     Args:
         dirpath: folder of the checkpoint; ``None``: the run's ``checkpoints`` folder.
         filename: file name without the extension.

@@ -309,9 +309,9 @@ def _check_same_factorisation(checkpoint: dict, model: PandA) -> None:
     if fitted_layer is None or model.hparams.layer is None:
         del here["layer"], there["layer"]
     if here != there:
-        describe = lambda factors: ", ".join(f"{name} {value}" for name, value in factors.items())  # noqa: E731
+        there, here = (", ".join(f"{name} {value}" for name, value in f.items()) for f in (there, here))
         raise ValueError(
-            f"the checkpoint holds another factorisation ({describe(there)}) than this model "
-            f"({describe(here)}). Resume it with the config it was fitted with (saved beside it "
+            f"the checkpoint holds another factorisation ({there}) than this model "
+            f"({here}). Resume it with the config it was fitted with (saved beside it "
             "as config.yaml or hparams.yaml), or leave out ckpt_path to start a new fit."
         )
