@@ -21,17 +21,13 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from panda_lightning.factorization import largest_entries_positive
+
 
 def _check_count(name: str, value: int, largest: int, why: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= largest:
         raise ValueError(f"{name}={value!r} must be an integer from 1 to {largest} ({why}).")
     return value
-
-
-def _fix_signs(vectors: Tensor) -> Tensor:
-    """Rows of ``vectors`` flipped so that each one's largest entry (in absolute value) is positive."""
-    largest = vectors.gather(1, vectors.abs().argmax(dim=1, keepdim=True))
-    return vectors * torch.where(largest < 0, -1.0, 1.0).to(vectors)
 
 
 def _flatten_samples(name: str, tensor: Tensor) -> Tensor:
@@ -94,7 +90,7 @@ def sefa_directions(weight: Tensor, num_directions: int, normalise_columns: bool
     if normalise_columns:
         weight = weight / weight.norm(dim=0, keepdim=True).clamp_min(torch.finfo(weight.dtype).tiny)
     _, eigenvectors = torch.linalg.eigh(weight @ weight.T)  # ascending
-    return _fix_signs(eigenvectors.flip(1)[:, :num_directions].T)
+    return largest_entries_positive(eigenvectors.flip(1)[:, :num_directions].T)
 
 
 # -- GANSpace --------------------------------------------------------------------------------
@@ -122,7 +118,7 @@ def ganspace_directions(latents: Tensor, activations: Tensor, num_directions: in
     _, _, right = torch.linalg.svd(centred, full_matrices=False)
     coordinates = centred @ right[:num_directions].T  # x_i: (N, k)
     basis = torch.linalg.lstsq(coordinates, latents.double()).solution  # U^T: (k, D)
-    return _fix_signs(basis / basis.norm(dim=1, keepdim=True))
+    return largest_entries_positive(basis / basis.norm(dim=1, keepdim=True))
 
 
 def _check_ganspace_inputs(latents: Tensor, activations: Tensor) -> tuple[Tensor, Tensor]:
@@ -177,7 +173,7 @@ def ganspace_from_sums(sums: dict[str, Tensor], num_directions: int) -> Tensor:
     eigenvalues, eigenvectors = torch.linalg.eigh(scatter)  # ascending
     top = eigenvectors.flip(1)[:, :num_directions]
     basis = (cross @ top / eigenvalues.flip(0)[:num_directions]).T  # U^T: (k, D)
-    return _fix_signs(basis / basis.norm(dim=1, keepdim=True))
+    return largest_entries_positive(basis / basis.norm(dim=1, keepdim=True))
 
 
 class GANSpace:

@@ -168,8 +168,14 @@ def hosvd_appearances(scatter: Tensor, rank: int) -> Tensor:
     """
     eigenvalues, eigenvectors = torch.linalg.eigh(scatter.double())
     leading = eigenvectors[:, eigenvalues.argsort(descending=True)[:rank]]
-    signs = leading.gather(0, leading.abs().argmax(0, keepdim=True)).sign()
-    return (leading * signs).to(scatter.dtype)
+    return largest_entries_positive(leading.T).T.to(scatter.dtype)
+
+
+def largest_entries_positive(vectors: Tensor) -> Tensor:
+    """The rows of ``vectors: (K, D)``, each flipped so that its entry of largest magnitude is
+    positive: a sign that does not depend on the eigensolver."""
+    largest = vectors.gather(1, vectors.abs().argmax(dim=1, keepdim=True))
+    return vectors * torch.where(largest < 0, -1.0, 1.0).to(vectors)
 
 
 def random_parts(
