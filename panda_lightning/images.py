@@ -43,9 +43,12 @@ def part_colours(num_parts: int) -> Tensor:
 def segmentation_overlay(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor:
     """``(N, 3, H_img, W_img)``: each pixel in the colour of its strongest part, over the image in
     grey. ``parts``: the global ``(S, R_S)`` or each sample's own ``(N, S, R_S)``."""
-    masks = part_masks(parts.float().cpu(), height, width, images.shape[-2:])
+    return _segmentation_over(images, part_masks(parts.float().cpu(), height, width, images.shape[-2:]))
+
+
+def _segmentation_over(images: Tensor, masks: Tensor) -> Tensor:
     strongest = masks.argmax(dim=-3)  # (H, W) or (N, H, W)
-    segmentation = rearrange(part_colours(parts.shape[-1])[strongest], "... h w c -> ... c h w")
+    segmentation = rearrange(part_colours(masks.shape[-3])[strongest], "... h w c -> ... c h w")
     grey = images.mean(dim=1, keepdim=True).expand_as(images)
     return 0.5 * grey + 0.5 * segmentation
 
@@ -59,11 +62,11 @@ def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor
         images: ``(N, 3, H_img, W_img)`` in ``[0, 1]``.
         parts: ``(S, R_S)`` with ``S = height * width``.
     """
-    masks = part_masks(parts.float().cpu(), height, width, images.shape[-2:])[:, None]  # (R, 1, H, W)
+    masks = part_masks(parts.float().cpu(), height, width, images.shape[-2:])  # (R, H, W)
     colours = part_colours(masks.shape[0])
     grey = images.mean(dim=1, keepdim=True).expand_as(images)
-    columns = [images, segmentation_overlay(images, parts, height, width)]
-    columns += [grey * (1 - 0.7 * mask) + 0.7 * mask * colour.view(3, 1, 1) for mask, colour in zip(masks, colours)]
+    columns = [images, _segmentation_over(images, masks)]
+    columns += [grey * (1 - 0.7 * mask) + 0.7 * mask * colour.view(3, 1, 1) for mask, colour in zip(masks[:, None], colours)]
     return tile(torch.stack(columns, dim=1))
 
 
