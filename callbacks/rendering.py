@@ -50,6 +50,9 @@ class FixedSamplePicture(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # On every process: with several, log_dir is a broadcast, which rank 0 alone would wait on.
         self._render(trainer, pl_module, directory=trainer.log_dir or trainer.default_root_dir)
+        # The others wait for rank 0 to finish drawing: a process that leaves the fit while
+        # rank 0 still draws aborted at exit in 4 of 12 two-process ddp_spawn fits here.
+        trainer.strategy.barrier("FixedSamplePicture.on_train_end")
 
     @rank_zero_only
     @torch.no_grad()
