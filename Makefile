@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 # No GPU: the CPU build (torch==2.13.0 lies on this machine's disk), never a multi-GB CUDA build.
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.1' || echo 'torch==2.13.0')
 
-.PHONY: setup fit test test-fast benchmark tensorboard clean
+EVAL_VENV ?= .venv-eval
+
+.PHONY: setup fit test test-fast benchmark tensorboard eval-env locality-table clean
 
 setup: $(VENV)/.installed
 
@@ -31,8 +33,22 @@ test-fast: setup
 benchmark: setup
 	$(BIN)/python benchmarks/gradients.py
 
+# MediaPipe's face landmarks for the locality table, in their own environment: mediapipe 0.10.21
+# pins numpy<2 and the main environment has numpy 2.
+eval-env: $(EVAL_VENV)/.installed
+
+$(EVAL_VENV)/.installed: benchmarks/requirements-eval.txt
+	$(PYTHON) -m venv $(EVAL_VENV)
+	$(EVAL_VENV)/bin/python -m pip install -r benchmarks/requirements-eval.txt
+	touch $@
+
+# The paper's Table 2 on the face DCGAN: PandA against SeFa, GANSpace and k-means parts (~20 min),
+# with pictures of the regions and of each method's chosen edits in runs/locality_table/.
+locality-table: setup eval-env
+	$(BIN)/python benchmarks/locality_table.py --eval_python $(EVAL_VENV)/bin/python --pictures runs/locality_table
+
 tensorboard: setup
 	$(BIN)/tensorboard --logdir runs
 
 clean:
-	rm -rf $(VENV) runs lightning_logs *.egg-info
+	rm -rf $(VENV) $(EVAL_VENV) runs lightning_logs *.egg-info

@@ -24,7 +24,7 @@ from datamodules import GeneratorActivations
 from panda_lightning import PandA
 from panda_lightning.generators import FaceDCGAN
 from panda_lightning.images import to_unit_range
-from panda_lightning.metrics import _roir_update
+from panda_lightning.metrics import roir_ratios
 from panda_lightning.refinement import AFFINITIES
 
 
@@ -60,9 +60,8 @@ def main() -> None:
             for edited in map(to_unit_range, edited_batches):
                 inside = (region * (edited - original)).flatten(1).norm(dim=1)
                 unchanged += int((inside < 1e-3).sum())
-                for i in (inside >= 1e-3).nonzero().flatten().tolist():
-                    ratios.append(_roir_update(original[i : i + 1], edited[i : i + 1], region[i])[0])
-        ratios = torch.stack(ratios)
+                ratios.append(roir_ratios(original, edited, region)[inside >= 1e-3])
+        ratios = torch.cat(ratios)
         print(
             f"{part:>4} {sum(shares) / len(shares):>6.1%} | {ratios.mean().item():>6.3f} +- {ratios.std().item():<6.3f} "
             f"{ratios.median().item():>6.3f} | {unchanged} of {len(ratios) + unchanged}"

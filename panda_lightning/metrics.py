@@ -7,12 +7,8 @@ from torch import Tensor
 from torchmetrics import Metric
 
 
-def _roir_update(original: Tensor, edited: Tensor, mask: Tensor) -> tuple[Tensor, int]:
-    """Sum over samples of ``||(1 - M) (X - X')|| / ||M (X - X')||``, and the number of samples.
-
-    ``original``, ``edited``: images ``(N, C, H, W)``; ``mask``: the region of interest in
-    ``[0, 1]``, ``(H, W)``, ``(N, H, W)`` or ``(N, 1, H, W)``, replicated over channels.
-    """
+def _check_images_and_region(original: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
+    """The region ``mask`` as ``(N or 1, 1, H, W)``, after checking it fits the images."""
     if original.shape != edited.shape or original.dim() != 4:
         raise ValueError(
             f"original {tuple(original.shape)} and edited {tuple(edited.shape)} must be images of one shape (N, C, H, W)."
@@ -20,11 +16,34 @@ def _roir_update(original: Tensor, edited: Tensor, mask: Tensor) -> tuple[Tensor
     height, width = original.shape[-2:]
     if mask.shape[-2:] != (height, width):
         raise ValueError(f"mask has shape {tuple(mask.shape)}; its last two sizes must be the images' ({height}, {width}).")
-    mask = mask.to(original).reshape(-1, 1, height, width)
+    return mask.to(original).reshape(-1, 1, height, width)
+
+
+def roir_ratios(original: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
+    """Each sample's ``||(1 - M) (X - X')|| / ||M (X - X')||``, the terms of Eq. 13: ``(N,)``.
+
+    ``original``, ``edited``: images ``(N, C, H, W)``; ``mask``: the region of interest in
+    ``[0, 1]``, ``(H, W)``, ``(N, H, W)`` or ``(N, 1, H, W)``, replicated over channels.
+    """
+    mask = _check_images_and_region(original, edited, mask)
     change = edited - original
     outside = ((1 - mask) * change).flatten(1).norm(dim=1)
     inside = (mask * change).flatten(1).norm(dim=1)
-    return (outside / inside).sum(), original.shape[0]
+    return outside / inside
+
+
+def region_change(original: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
+    """Each sample's root-mean-square change inside the region: ``||M (X - X')|| / sqrt(C sum M)``,
+    ``(N,)``, in the images' units. Edits compared by ROIR are set to change this equally."""
+    mask = _check_images_and_region(original, edited, mask)
+    inside = (mask * (edited - original)).flatten(1).norm(dim=1)
+    area = mask.expand(-1, original.shape[1], -1, -1).flatten(1).sum(dim=1)
+    return inside / area.clamp_min(torch.finfo(area.dtype).tiny).sqrt()
+
+
+def _roir_update(original: Tensor, edited: Tensor, mask: Tensor) -> tuple[Tensor, int]:
+    """Sum over samples of the ROIR terms, and the number of samples."""
+    return roir_ratios(original, edited, mask).sum(), original.shape[0]
 
 
 def roir(original: Tensor, edited: Tensor, mask: Tensor) -> Tensor:

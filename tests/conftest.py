@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -83,3 +86,16 @@ def tiny_generator() -> TinyConvGenerator:
 def module_tiny_generator() -> TinyConvGenerator:
     """The same generator, for module-scoped fixtures (an expensive fit shared by tests)."""
     return _tiny_generator()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def eval_python() -> Path:
+    """The Python of the MediaPipe environment (``make eval-env``; ``.ci/run`` builds it), or skip.
+    ``PANDA_EVAL_PYTHON`` names another."""
+    path = Path(os.environ.get("PANDA_EVAL_PYTHON", ROOT / ".venv-eval" / "bin" / "python"))
+    if not path.exists():
+        pytest.skip(f"no MediaPipe environment at {path}: run `make eval-env` (CI builds it)")
+    return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from panda_lightning.metrics import ROIR, roir
+from panda_lightning.metrics import ROIR, region_change, roir, roir_ratios
 
 
 def _mask():
@@ -51,3 +51,21 @@ def test_per_sample_masks_are_used_per_sample():
 def test_mismatched_shapes_are_named(edited_shape, mask_shape, message):
     with pytest.raises(ValueError, match=message):
         roir(torch.zeros(2, 3, 4, 4), torch.zeros(edited_shape), torch.zeros(mask_shape))
+
+
+def test_roir_ratios_are_the_per_sample_terms_of_roir():
+    original = torch.rand(3, 3, 4, 4)
+    edited = original + 0.2 * torch.rand(3, 3, 4, 4)
+    ratios = roir_ratios(original, edited, _mask())
+    assert ratios.shape == (3,)
+    torch.testing.assert_close(ratios.mean(), roir(original, edited, _mask()))
+    torch.testing.assert_close(ratios[1], roir(original[1:2], edited[1:2], _mask()))
+
+
+def test_region_change_is_the_rms_change_inside_the_region_only():
+    original = torch.rand(2, 3, 4, 4)
+    inside_only = original + 0.3 * _mask() + 5.0 * (1 - _mask()) * torch.tensor([0.0, 1.0])[:, None, None, None]
+    # Sample 0 changes by 0.3 inside; sample 1 also by 5 outside, which does not count.
+    torch.testing.assert_close(region_change(original, inside_only, _mask()), torch.tensor([0.3, 0.3]))
+    soft = 0.5 * _mask()  # a soft mask weighs the change and the area alike
+    torch.testing.assert_close(region_change(original, original + 0.2, soft), torch.tensor([0.2 / 2**0.5] * 2))
