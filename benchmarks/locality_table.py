@@ -101,7 +101,7 @@ class Samples:
         return self.cached("chunks", lambda: [self.subset(i, i + CHUNK) for i in range(0, len(self), CHUNK)])
 
 
-def face_regions(images: Tensor, eval_python: str) -> tuple[Tensor, Tensor]:
+def find_face_regions(images: Tensor, eval_python: str) -> tuple[Tensor, Tensor]:
     """MediaPipe's face regions of ``images`` ``(N, 3, H, W)`` in ``[0, 1]``, run in the eval
     environment: ``masks (N, 4, H, W)``, ``found (N,)``."""
     if not Path(eval_python).exists():
@@ -132,7 +132,7 @@ def draw_samples(generator: FaceDCGAN, count: int, stream: int, eval_python: str
     latents = latents_for(generator.sample_latents, SEED, stream, range(count))
     with torch.no_grad():
         images = torch.cat([to_unit_range(generator(chunk)) for chunk in latents.split(CHUNK)])
-    masks, found = face_regions(images, eval_python)
+    masks, found = find_face_regions(images, eval_python)
     return Samples(latents[found], images[found], masks[found])
 
 
