@@ -67,5 +67,5 @@ def test_region_change_is_the_rms_change_inside_the_region_only():
     inside_only = original + 0.3 * _mask() + 5.0 * (1 - _mask()) * torch.tensor([0.0, 1.0])[:, None, None, None]
     # Sample 0 changes by 0.3 inside; sample 1 also by 5 outside, which does not count.
     torch.testing.assert_close(region_change(original, inside_only, _mask()), torch.tensor([0.3, 0.3]))
-    soft = 0.5 * _mask()  # a soft mask weighs the change and the area alike
+    soft = 0.5 * _mask()  # the change is weighted by M inside the norm, the area by M
     torch.testing.assert_close(region_change(original, original + 0.2, soft), torch.tensor([0.2 / 2**0.5] * 2))
