@@ -68,6 +68,9 @@ SEED = 2024
 SELECTION_STREAM, TEST_STREAM, TRAINING_STREAM = 21, 22, 23  # apart from the fits' own streams
 UNCHANGED = 1e-4  # RMS change inside the region below which an edit left it unchanged
 CHUNK = 256
+# Every method's first strength: a step of 3 along a unit latent direction, or 3 typical
+# activations at a layer; matched strengths stay within 10x of it.
+INITIAL_STRENGTH, MAX_STRENGTH = 3.0, 30.0
 
 
 # -- samples ---------------------------------------------------------------------------------
@@ -160,7 +163,6 @@ class Candidate:
 class Method:
     name: str
     seconds: float  # training time
-    initial_strength: float
     candidates: list[Candidate]
 
 
@@ -179,7 +181,7 @@ def latent_method(name: str, generator: FaceDCGAN, directions: Tensor, seconds: 
         for i, direction in enumerate(directions)
         for sign in (1, -1)
     ]
-    return Method(name, seconds, initial_strength=3.0, candidates=candidates)
+    return Method(name, seconds, candidates)
 
 
 def layer_method(
@@ -218,7 +220,7 @@ def layer_method(
         for j in range(appearances.shape[1])
         for sign in (1, -1)
     ]
-    return Method(name, seconds, initial_strength=3.0, candidates=candidates)
+    return Method(name, seconds, candidates)
 
 
 def train_sefa(generator: FaceDCGAN, num_directions: int) -> Method:
@@ -283,7 +285,6 @@ def panda_method(
     _, height, width = model.hparams.feature_shape
     parts_rank = model.parts.shape[1]
     appearances = model.appearances.detach()[:, :num_appearances]
-    name = f"PandA ({layer}, {parts_rank} parts"
 
     if at_regions:
         def masks(samples: Samples) -> Tensor:
@@ -294,17 +295,18 @@ def panda_method(
             model.activation_scale.item(), seconds, mask_label="mask", region_masks=True,
         )
 
+    name = f"PandA ({layer}, {parts_rank} parts)"
     if refine is None:
         def masks(samples: Samples) -> Tensor:
             return torch.stack([part_mask(model.parts.detach(), k, height, width) for k in range(parts_rank)])
     else:
-        name += f", refined: {refine}"
+        name = f"PandA ({layer}, {parts_rank} parts, refined: {refine})"
 
         def masks(samples: Samples) -> Tensor:
             refined = model.refine(layer_activations(generator, layer, samples), refine)
             return torch.stack([part_mask(refined, k, height, width) for k in range(parts_rank)], 1)
 
-    return layer_method(name + ")", generator, layer, appearances, masks, parts_rank, model.activation_scale.item(), seconds)
+    return layer_method(name, generator, layer, appearances, masks, parts_rank, model.activation_scale.item(), seconds)
 
 
 # -- the protocol ----------------------------------------------------------------------------
@@ -343,7 +345,6 @@ def evaluate(candidate: Candidate, samples: Samples, alpha: float, regions: list
 
 @dataclass
 class Choice:
-    method: Method
     region: str
     candidate: Candidate
     alpha: float
@@ -356,14 +357,12 @@ def choose(
 ) -> dict[str, Choice | None]:
     """For each region, the method's most local edit at the matched strength (step 4 of the
     protocol); ``None`` where none of its best edits changes the region by ``target``."""
-    max_strength = 10 * method.initial_strength  # past it, a latent far outside its prior or an
-    # appearance far past the layer's range would no longer be the edit meant
     screened: dict[str, list[tuple[float, Candidate]]] = {region: [] for region in REGIONS}
     for candidate in method.candidates:
         regions = [candidate.region] if candidate.region else list(REGIONS)
-        for region, scores in evaluate(candidate, screening, method.initial_strength, regions).items():
+        for region, scores in evaluate(candidate, screening, INITIAL_STRENGTH, regions).items():
             # An edit must change the region of half the samples at least, and could reach the target within
-            # max_strength if its change grew linearly: a cluster found in a few faces is no edit.
+            # MAX_STRENGTH if its change grew linearly: a cluster found in a few faces is no edit.
             if scores.unchanged <= 0.5 * len(scores.changes) and scores.changes.mean() >= target / 10:
                 screened[region].append((scores.roir, candidate))
     choices: dict[str, Choice | None] = {}
@@ -371,12 +370,12 @@ def choose(
         best, matched = None, 0
         # Each that cannot reach the target gives way to the next, up to 4 times the finalists.
         for _, candidate in sorted(screened[region], key=lambda pair: pair[0])[: 4 * finalists]:
-            found = at_target(candidate, selection, region, target, method.initial_strength, max_strength)
+            found = at_target(candidate, selection, region, target)
             if found is None:
                 continue
             alpha, scores = found
             if best is None or scores.roir < best.selection_roir:
-                best = Choice(method, region, candidate, alpha, scores.roir, len(screened[region]))
+                best = Choice(region, candidate, alpha, scores.roir, len(screened[region]))
             matched += 1
             if matched == finalists:
                 break
@@ -384,22 +383,23 @@ def choose(
     return choices
 
 
-def at_target(
-    candidate: Candidate, samples: Samples, region: str, target: float, initial: float, max_strength: float
-) -> tuple[float, Scores] | None:
+def at_target(candidate: Candidate, samples: Samples, region: str, target: float) -> tuple[float, Scores] | None:
     """The strength at which the edit changes the region by ``target`` on average over the
-    samples (within 5%), and its scores there; ``None`` if no strength up to ``max_strength`` does."""
+    samples (within 5%), and its scores there; ``None`` if no strength up to ``MAX_STRENGTH``
+    does: past it, a latent far outside its prior or an appearance far past the layer's range
+    would no longer be the edit meant."""
     tried: dict[float, Scores] = {}
 
     def change_at(alpha: float) -> float:
         tried[alpha] = evaluate(candidate, samples, alpha, [region])[region]
         return tried[alpha].changes.mean().item()
 
-    alpha, change = matched_strength(change_at, target, initial, max_strength=max_strength)
+    alpha, change = matched_strength(change_at, target, INITIAL_STRENGTH, max_strength=MAX_STRENGTH)
     return (alpha, tried[alpha]) if abs(change / target - 1) <= 0.05 else None
 
 
-def test(choice: Choice, samples: Samples) -> Scores:
+def scores_of(choice: Choice, samples: Samples) -> Scores:
+    """The chosen edit, at its strength, scored in its region on ``samples`` (the test set)."""
     return evaluate(choice.candidate, samples, choice.alpha, [choice.region])[choice.region]
 
 
@@ -478,7 +478,7 @@ def main() -> None:
     for method in methods:
         start = time.perf_counter()
         choices = choose(method, screening, selection, args.target, args.finalists)
-        results = {region: choice and test(choice, testing) for region, choice in choices.items()}
+        results = {region: choice and scores_of(choice, testing) for region, choice in choices.items()}
         rows.append((method, choices, results))
         print(f"  {method.name}: trained in {method.seconds:.2f} s, chosen and tested in {time.perf_counter() - start:.0f} s", flush=True)
     print_tables(rows, len(testing))
