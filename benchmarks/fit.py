@@ -1,10 +1,14 @@
-"""Fit the default config, then fit 10x longer, and compare the held-out relative error.
+"""Fit the default config at each layer, then 10x longer, and compare their held-out errors.
 
-    python benchmarks/fit.py [--config configs/dcgan_faces.yaml] [--layer main.8] [--factor 10]
+    python benchmarks/fit.py [--config configs/dcgan_faces.yaml] [--layers main.5 main.8 main.11]
+                             [--factor 10] [--held-out 512] [--model.appearance_rank 32 ...]
 
-Prints, for each run: steps, wall time of the whole fit (HOSVD initialisation included) and
-the relative reconstruction error ``sum_i ||Z_i - A A^T Z_i P P^T||^2 / sum_i ||Z_i||^2`` on
-held-out samples that neither fit saw.
+For each layer, prints: steps, wall time of the whole fit (HOSVD initialisation and
+validations included), the relative reconstruction error
+``sum_i ||Z_i - A A^T Z_i P P^T||^2 / sum_i ||Z_i||^2`` on held-out samples that neither fit
+saw (nor validated on), and ``||A^T A - I||_F``; then the same for a fit of ``factor`` times
+the default's steps that does not stop at convergence, and how far the default is from it.
+Other arguments go to ``panda fit`` as they are.
 """
 
 from __future__ import annotations
@@ -20,24 +24,23 @@ from einops import rearrange
 
 from datamodules.latent_stream import latents_for
 from panda_lightning.cli import run as panda
-from panda_lightning.factorization import reconstruction_loss
+from panda_lightning.factorization import orthogonality_error
+from panda_lightning.metrics import RelativeError
 
 EVALUATION_STREAM = 99  # apart from the fit's own streams (seed 12345)
 
 
 def held_out_error(cli, num_samples: int) -> float:
     datamodule, model = cli.datamodule, cli.model
-    appearances, parts = model.appearances.detach().cpu(), model.parts.detach().cpu()
-    loss = energy = 0.0
+    appearances, parts = model.appearances.detach(), model.parts.detach()
+    metric = RelativeError().to(appearances.device)
     for start in range(0, num_samples, 128):
         latents = latents_for(datamodule.sampler, 12345, EVALUATION_STREAM, range(start, min(start + 128, num_samples)))
-        Z = rearrange(datamodule.activations(latents).cpu(), "n c h w -> n c (h w)")
-        loss += reconstruction_loss(Z, appearances, parts).item()
-        energy += Z.square().sum().item()
-    return loss / energy
+        metric.update(rearrange(datamodule.activations(latents), "n c h w -> n c (h w)"), appearances, parts)
+    return metric.compute().item()
 
 
-def fit(config: str, extra: list[str], held_out: int) -> tuple[int, float, float, str]:
+def fit(config: str, extra: list[str], held_out: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
         cli = panda([
@@ -45,29 +48,43 @@ def fit(config: str, extra: list[str], held_out: int) -> tuple[int, float, float
             "--trainer.logger.init_args.save_dir", directory, "--trainer.default_root_dir", directory, *extra,
         ])
         seconds = time.perf_counter() - start
-        steps = ", ".join(f"{o.step_size:g}" for o in cli.trainer.optimizers)
-        return cli.trainer.global_step, seconds, held_out_error(cli, held_out), steps
+        return {
+            "steps": cli.trainer.global_step,
+            "seconds": seconds,
+            "error": held_out_error(cli, held_out),
+            "orthogonality": orthogonality_error(cli.model.appearances.detach().double()).item(),
+        }
+
+
+def row(name: str, result: dict[str, float]) -> str:
+    return (
+        f"{name:<22} {result['steps']:>6} {result['seconds']:>8.1f} "
+        f"{result['error']:>10.5f} {result['orthogonality']:>12.2e}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/dcgan_faces.yaml")
-    parser.add_argument("--layer", default=None, help="override the config's data.layer")
-    parser.add_argument("--factor", type=int, default=10, help="0 skips the longer run")
+    parser.add_argument("--layers", nargs="+", default=["main.5", "main.8", "main.11"])
+    parser.add_argument("--factor", type=int, default=10, help="0 skips the longer runs")
     parser.add_argument("--held-out", type=int, default=512)
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
     sys.argv = sys.argv[:1]  # the rest belongs to this script, not to LightningCLI
-    layer = [f"--data.layer={args.layer}"] if args.layer else []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}; config {args.config} {' '.join(layer)}")
-
-    steps, seconds, error, step_sizes = fit(args.config, layer, args.held_out)
-    print(f"default:    {steps:>6} steps {seconds:>7.1f} s  held-out relative error {error:.5f}  step sizes (P, A) {step_sizes}", flush=True)
-    if not args.factor:
-        return
-    longer = [*layer, f"--trainer.max_steps={args.factor * steps}", "--model.stop_when_converged=false"]
-    long_steps, long_seconds, long_error, _ = fit(args.config, longer, args.held_out)
-    print(f"{args.factor}x longer: {long_steps:>6} steps {long_seconds:>7.1f} s  held-out relative error {long_error:.5f}")
-    print(f"default / longer: {error / long_error:.4f} ({100 * (error / long_error - 1):+.2f}%)")
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{torch.get_num_threads()} CPU threads"
+    print(f"torch {torch.__version__}, {device}, {platform.machine()}; config {args.config} {' '.join(extra)}")
+    print(f"held-out: {args.held_out} samples no fit saw; error = relative reconstruction error")
+    print(f"{'layer / run':<22} {'steps':>6} {'seconds':>8} {'error':>10} {'|A^T A - I|':>12}")
+    for layer in args.layers:
+        options = [f"--data.layer={layer}", *extra]
+        default = fit(args.config, options, args.held_out)
+        print(row(f"{layer} default", default), flush=True)
+        if not args.factor:
+            continue
+        longer_steps = [f"--trainer.max_steps={args.factor * default['steps']}", "--model.stop_when_converged=false"]
+        longer = fit(args.config, [*options, *longer_steps], args.held_out)
+        gap = 100 * (default["error"] / longer["error"] - 1)
+        print(row(f"{layer} {args.factor}x longer", longer) + f"   default is {gap:+.2f}% from it", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from datamodules.latent_stream import (
     HELD_OUT_STREAM,
     LatentSampler,
     PREVIEW_STREAM,
+    VALIDATION_STREAM,
     LatentStream,
     latents_for,
 )
@@ -39,6 +40,8 @@ class GeneratorActivations(L.LightningDataModule):
             ``sample_latents`` (every adapter in ``panda_lightning.generators`` has one).
         seed: seed of the sample stream; the same seed streams the same samples.
         num_workers: DataLoader workers sampling latents (cheap: 0 is usually best).
+        val_samples: held-out samples, never trained on, whose relative error the validation
+            loop measures (``trainer.val_check_interval`` sets how often) and the fit stops on.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class GeneratorActivations(L.LightningDataModule):
         latents: GaussianLatents | None = None,
         seed: int = 0,
         num_workers: int = 0,
+        val_samples: int = 512,
     ):
         super().__init__()
         if batch_size < 1:
@@ -57,6 +61,11 @@ class GeneratorActivations(L.LightningDataModule):
             raise ValueError(f"num_workers={num_workers} must be 0 or more.")
         if seed < 0:
             raise ValueError(f"seed={seed} must be a non-negative integer.")
+        if val_samples < 1:
+            raise ValueError(
+                f"val_samples={val_samples} must be a positive integer; to fit without validation, "
+                "set trainer.limit_val_batches=0 (the fit then runs to max_steps)."
+            )
         self.generator = generator.eval().requires_grad_(False)
         self.layer = layer
         resolve_layer(generator, layer)  # a wrong name fails here, listing the valid ones
@@ -64,6 +73,7 @@ class GeneratorActivations(L.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.num_workers = num_workers
+        self.val_samples = val_samples
         self.next_batch = 0
         self.feature_shape = feature_shape(generator, layer, self.held_out_latents(range(1)).to(self.device))
 
@@ -137,9 +147,20 @@ class GeneratorActivations(L.LightningDataModule):
             stream, batch_size=None, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
         )
 
+    def val_dataloader(self) -> DataLoader:
+        """The same ``val_samples`` held-out samples at every validation, split over the devices."""
+        rank, world_size = self._rank_and_world()
+        mine = range(rank, self.val_samples, world_size)
+        batches = [
+            (index, latents_for(self.sampler, self.seed, VALIDATION_STREAM, mine[start : start + self.batch_size]))
+            for index, start in enumerate(range(0, len(mine), self.batch_size))
+        ]
+        return DataLoader(batches, batch_size=None)
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Tensor:
         batch_index, latents = batch
-        self.next_batch = int(batch_index) + 1
+        if self.trainer is None or self.trainer.training:
+            self.next_batch = int(batch_index) + 1
         return self.activations(latents)
 
     def held_out_batches(self, num_samples: int) -> Iterator[Tensor]:

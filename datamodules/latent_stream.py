@@ -20,6 +20,7 @@ LatentSampler = Callable[[int, torch.Generator], Tensor]
 TRAIN_STREAM = 0
 HELD_OUT_STREAM = 1
 PREVIEW_STREAM = 2
+VALIDATION_STREAM = 3
 
 
 def sample_seed(seed: int, stream: int, index: int) -> int:

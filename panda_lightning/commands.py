@@ -38,11 +38,18 @@ from panda_lightning.layers import LayerOutput, layer_outputs
 from panda_lightning.module import PandA
 
 
+VAL_CHECK_INTERVAL = 100
+
+
 class PandATrainer(L.Trainer):
-    """Lightning's Trainer with PandA's picture subcommands, and an error for impossible devices
-    that says what the machine has."""
+    """Lightning's Trainer with PandA's picture subcommands, validation every
+    ``VAL_CHECK_INTERVAL`` steps unless ``val_check_interval`` says otherwise, and an error for
+    impossible devices that says what the machine has."""
 
     def __init__(self, *args: Any, **kwargs: Any):
+        if kwargs.get("val_check_interval") is None:
+            # The stream never ends an epoch: validate (and so decide convergence) by steps.
+            kwargs["val_check_interval"] = VAL_CHECK_INTERVAL
         try:
             super().__init__(*args, **kwargs)
         except MisconfigurationException as error:

@@ -190,6 +190,26 @@ def project_nonnegative_(P: Tensor) -> Tensor:
     return P.clamp_(min=0)
 
 
+def project_orthonormal_(A: Tensor) -> Tensor:
+    """Projection onto column-orthonormal matrices (``A^T A = I``, Sec. 3.3), in place.
+
+    The nearest such matrix in Frobenius norm is the polar factor ``U V^T`` of ``A = U S V^T``
+    (the thin SVD), so a gradient step followed by this is projected gradient descent, as the
+    ``max{0, .}`` is for the parts. ``A: (C, R_C)`` with ``R_C <= C``; computed in float64.
+    """
+    U, _, Vh = torch.linalg.svd(A.double(), full_matrices=False)
+    return A.copy_(U @ Vh)
+
+
+def reconstruct(Z: Tensor, A: Tensor, P: Tensor) -> Tensor:
+    """The model's reconstruction ``A (A^T Z_i P) P^T`` of every sample (Eq. 1), ``(N, C, S)``.
+
+    Costs as much as a loss evaluation and holds a copy of ``Z``; use it where an error must
+    not suffer the cancellation of :func:`reconstruction_loss`'s expanded form near a perfect fit.
+    """
+    return A @ (A.T @ (Z @ P)) @ P.T
+
+
 def orthogonality_error(factors: Tensor) -> Tensor:
     """``||F^T F - I||_F`` for ``F: (D, R)``: how far the columns are from orthonormal."""
     gram = factors.T @ factors

@@ -1,10 +1,12 @@
-"""The ROIR metric of locality (Eq. 13), as a function and a torchmetrics ``Metric``."""
+"""The metrics of a fit and its uses: the relative error and ROIR (Eq. 13), as functions and torchmetrics ``Metric``s."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+
+from panda_lightning.factorization import reconstruct
 
 
 def _check_images_and_region(original: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
@@ -81,3 +83,37 @@ class ROIR(Metric):
 
     def compute(self) -> Tensor:
         return (self.ratio_sum / self.count).float()
+
+
+class RelativeError(Metric):
+    """PandA's relative reconstruction error over batches and devices (Eq. 3 over the energy):
+    ``sum_i ||Z_i - A (A^T Z_i P) P^T||_F^2 / sum_i ||Z_i||_F^2``.
+
+    The residual is formed explicitly (:func:`panda_lightning.factorization.reconstruct`), so
+    the error stays accurate near a perfect fit, where the expanded form of the training loss
+    cancels in float32.
+
+    Example:
+        >>> metric = RelativeError()
+        >>> A, P = torch.eye(2), torch.tensor([[1.0], [0.0]])
+        >>> metric.update(torch.tensor([[[3.0, 4.0], [0.0, 0.0]]]), A, P)
+        >>> metric.compute()
+        tensor(0.6400)
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("residual", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("energy", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, Z: Tensor, A: Tensor, P: Tensor) -> None:
+        """``Z: (N, C, S)``, ``A: (C, R_C)``, ``P: (S, R_S)``."""
+        self.residual += (Z - reconstruct(Z, A, P)).square().sum(dtype=torch.float64)
+        self.energy += Z.square().sum(dtype=torch.float64)
+
+    def compute(self) -> Tensor:
+        return (self.residual / self.energy).float()

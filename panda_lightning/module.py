@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -21,23 +22,34 @@ from panda_lightning.factorization import (
     loss_and_parts_gradient,
     orthogonality_error,
     random_parts,
+    reconstruction_loss,
     sparsity,
 )
+from panda_lightning.metrics import RelativeError
 from panda_lightning.optim import ProjectedGradientDescent
 from panda_lightning.refinement import refine_parts
+
+PROJECTION = {"parts": "nonnegative", "appearances": "orthonormal"}  # the constraints of Sec. 3.3
+_ROUNDING_ULPS = 8
 
 
 class PandA(L.LightningModule):
     """Parts and appearances of a generator's layer (Oldfield et al., TPAMI 2024).
 
-    Learns ``A: (C, R_C)`` (``appearances``) and ``P >= 0: (S, R_S)`` (``parts``) such that
-    each sample's activations ``Z_i: (C, S)`` are close to ``A (A^T Z_i P) P^T`` (Eq. 3), by
-    projected block-coordinate descent (Algorithm 1) on the streamed activations. ``A`` is
-    initialised by HOSVD from ``init_samples`` streamed samples when the fit starts.
+    Learns ``A: (C, R_C)`` (``appearances``) with orthonormal columns and ``P >= 0: (S, R_S)``
+    (``parts``) such that each sample's activations ``Z_i: (C, S)`` are close to
+    ``A (A^T Z_i P) P^T`` (Eq. 3), by projected block-coordinate descent (Algorithm 1) on the
+    streamed activations: a P step projected onto ``P >= 0``, then an A step projected onto
+    ``A^T A = I``. ``A`` is initialised by HOSVD from ``init_samples`` streamed samples when the
+    fit starts. With ``R_C = C`` (the default) ``A A^T = I`` and the objective does not depend
+    on ``A``: it stays the HOSVD basis, whose first columns are the most prominent appearances.
 
     The objective is divided by the batch's activation energy ``sum_i ||Z_i||^2``, so it is
     the relative reconstruction error and one step size suits every layer and generator.
-    One ``global_step`` is one iteration of Algorithm 1 (a P step and an A step).
+    One ``global_step`` is one iteration of Algorithm 1. Each validation measures the relative
+    error on held-out samples (``val/relative_error``, also TensorBoard's ``hp_metric``), and
+    the fit is converged once that error has not fallen by a fraction ``tol`` in ``patience``
+    validations in a row, the largest step size halved at each.
 
     Args:
         feature_shape: ``(C, H, W)`` of the activations; the CLI takes it from the data.
@@ -45,11 +57,13 @@ class PandA(L.LightningModule):
             CLI takes it from the data.
         parts_rank: ``R_S``, the number of parts, at most ``H * W``.
         appearance_rank: ``R_C``, the number of appearances, at most ``C``; ``None`` for ``C``.
-        lr: first step size of projected gradient descent on the relative error; halved
-            whenever a step would raise the error (so too large a value is safe, only slower).
+        lr: the largest step size of projected gradient descent on the relative error. Each
+            step's size is found by backtracking (halved until the batch's error falls enough,
+            doubled up to ``lr`` after a step that needed no halving), and ``lr`` itself is
+            halved at each validation that shows no progress.
         init_samples: samples whose channel scatter gives the HOSVD initialisation of ``A``.
-        tol: decrease of the smoothed relative error below which a step makes no progress.
-        patience: steps without progress after which the fit is converged.
+        tol: relative decrease of the held-out error below which a validation shows no progress.
+        patience: validations without progress after which the fit is converged.
         stop_when_converged: end the fit at convergence instead of running to ``max_steps``.
         seed: seed of the random parts initialisation.
     """
@@ -60,10 +74,10 @@ class PandA(L.LightningModule):
         layer: str | None = None,
         parts_rank: int = 8,
         appearance_rank: int | None = None,
-        lr: float = 0.5,
+        lr: float = 8.0,
         init_samples: int = 1024,
-        tol: float = 1e-4,
-        patience: int = 100,
+        tol: float = 1e-3,
+        patience: int = 4,
         stop_when_converged: bool = True,
         seed: int = 0,
     ):
@@ -75,8 +89,8 @@ class PandA(L.LightningModule):
         _check_positive("lr", lr)
         _check_positive("init_samples", init_samples)
         _check_positive("patience", patience)
-        if not tol >= 0:
-            raise ValueError(f"tol={tol} must be 0 or more.")
+        if not 0 <= tol < 1:
+            raise ValueError(f"tol={tol} must be at least 0 and less than 1 (a fraction of the held-out error).")
         self.save_hyperparameters()
         self.automatic_optimization = False
 
@@ -87,6 +101,14 @@ class PandA(L.LightningModule):
         self.register_buffer("initialised", torch.tensor(False))
         self.register_buffer("activation_scale", torch.tensor(1.0))
         self.convergence = ConvergenceTracker(tol=tol, patience=patience)
+        self.held_out_error = RelativeError()
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """The factors Algorithm 1 updates, in order: the appearances only when ``R_C < C``
+        (with ``R_C = C`` and ``A`` orthonormal, ``A A^T = I`` and no A step can change the fit)."""
+        channels, appearance_rank = self.appearances.shape
+        return ("parts", "appearances") if appearance_rank < channels else ("parts",)
 
     # -- the algorithm -----------------------------------------------------------------------
 
@@ -137,73 +159,110 @@ class PandA(L.LightningModule):
             raise
 
     def _snapshot(self) -> tuple[Tensor, Tensor, list[float]]:
-        step_sizes = [optimizer.optimizer.step_size for optimizer in self.optimizers()]
+        step_sizes = [optimizer.optimizer.step_size for optimizer in self._optimizers()]
         return self.parts.clone(), self.appearances.clone(), step_sizes
 
     def _restore(self, snapshot: tuple[Tensor, Tensor, list[float]]) -> None:
         parts, appearances, step_sizes = snapshot
         self.parts.copy_(parts)
         self.appearances.copy_(appearances)
-        for optimizer, step_size in zip(self.optimizers(), step_sizes):
+        for optimizer, step_size in zip(self._optimizers(), step_sizes):
             optimizer.optimizer.step_size = step_size
 
     def _algorithm_1_iteration(self, Z: Tensor, batch_idx: int) -> None:
-        parts_optimizer, appearances_optimizer = self.optimizers()
         local_energy = Z.square().sum()  # this device's samples; every evaluation below reuses it
         energy = self._sum_over_devices(local_energy.clone())  # (the reduction is in place)
         _check_finite_activations(energy, f"batch {batch_idx}")
-        objective = partial(self._objective, Z, local_energy, energy)
 
-        # P step with the current A, projected onto P >= 0. Stepped past Lightning's counter
-        # so that one global_step is one whole iteration of Alg. 1.
-        loss = parts_optimizer.optimizer.step(closure=partial(objective, "parts"))
-        # A step with the updated P.
-        appearances_optimizer.step(closure=partial(objective, "appearances"))
+        # The P step with the current A, then the A step with the updated P, each projected.
+        # Only the last passes through Lightning's optimizer wrapper, whose count of steps is
+        # global_step: one global_step is one iteration.
+        losses = {}
+        optimizers = self._optimizers()
+        for block, optimizer in zip(self.blocks, optimizers):
+            step = optimizer.step if optimizer is optimizers[-1] else optimizer.optimizer.step
+            losses[block] = step(
+                closure=partial(self._loss_and_gradient, Z, local_energy, energy, block),
+                objective=partial(self._loss, Z, local_energy, energy),
+            )
 
-        converged = self.convergence.update(loss.item())
-        samples = Z.shape[0] * self.trainer.world_size
         self.log_dict(
             {
-                "train/relative_error": loss,
-                "train/loss": loss * energy / samples,
-                "train/relative_error_smoothed": self.convergence.average,
+                "train/relative_error": losses["parts"],
+                "train/loss": losses["parts"] * energy / (Z.shape[0] * self.trainer.world_size),
                 "train/parts_orthogonality_error": orthogonality_error(self.parts),
                 "train/parts_sparsity": sparsity(self.parts),
-                "train/parts_step_size": parts_optimizer.optimizer.step_size,
-                "train/appearances_step_size": appearances_optimizer.optimizer.step_size,
+                "train/appearances_orthogonality_error": orthogonality_error(self.appearances),
+                **{f"train/{block}_step_size": o.optimizer.step_size for block, o in zip(self.blocks, optimizers)},
             },
-            prog_bar=False,
             batch_size=Z.shape[0],
         )
-        self.log("error", loss, prog_bar=True, logger=False, batch_size=Z.shape[0])
-        if converged and self.hparams.stop_when_converged:
-            rank_zero_info(
-                f"PandA converged at step {self.global_step}: the smoothed relative error "
-                f"{self.convergence.average:.5f} fell by less than tol={self.hparams.tol} "
-                f"in {self.hparams.patience} steps."
-            )
-            self.trainer.should_stop = True
+        self.log("error", losses["parts"], prog_bar=True, logger=False, batch_size=Z.shape[0])
 
-    def _objective(self, Z: Tensor, local_energy: Tensor, energy: Tensor, block: str) -> Tensor:
-        """The relative error ``L / sum_i ||Z_i||^2`` over all devices; sets ``block``'s gradient."""
+    def _loss(self, Z: Tensor, local_energy: Tensor, energy: Tensor) -> Tensor:
+        """The relative error ``L / sum_i ||Z_i||^2`` over all devices."""
+        return self._sum_over_devices(reconstruction_loss(Z, self.appearances, self.parts, local_energy)) / energy
+
+    def _loss_and_gradient(self, Z: Tensor, local_energy: Tensor, energy: Tensor, block: str) -> Tensor:
+        """:meth:`_loss`, and the gradient of ``block`` set as its ``.grad``."""
         loss_and_gradient = loss_and_parts_gradient if block == "parts" else loss_and_appearance_gradient
         loss, gradient = loss_and_gradient(Z, self.appearances, self.parts, local_energy)
         getattr(self, block).grad = self._sum_over_devices(gradient) / energy
         return self._sum_over_devices(loss) / energy
 
     def configure_optimizers(self) -> list[ProjectedGradientDescent]:
-        lr = self.hparams.lr
+        # The training objective is a difference of terms of order 1 (the energy is 1): rises
+        # within their rounding are no rises.
+        rounding = _ROUNDING_ULPS * torch.finfo(self.parts.dtype).eps
+        factors = {"parts": self.parts, "appearances": self.appearances}
         return [
-            ProjectedGradientDescent([self.parts], lr=lr, nonnegative=True),
-            ProjectedGradientDescent([self.appearances], lr=lr),
+            ProjectedGradientDescent([factors[block]], lr=self.hparams.lr, projection=PROJECTION[block], rounding=rounding)
+            for block in self.blocks
         ]
 
+    def _optimizers(self) -> list:
+        optimizers = self.optimizers()
+        return optimizers if isinstance(optimizers, list) else [optimizers]
+
+    # -- the held-out error, and stopping on it --------------------------------------------------
+
+    @torch.no_grad()
+    def validation_step(self, activations: Tensor, batch_idx: int) -> None:
+        with torch.autocast(self.device.type, enabled=False):
+            self.held_out_error.update(self._unfold(activations), self.appearances, self.parts)
+
+    def on_validation_epoch_end(self) -> None:
+        error = self.held_out_error.compute()  # summed over devices
+        self.held_out_error.reset()
+        self.log_dict({"val/relative_error": error, "hp_metric": error})
+        if self.trainer.sanity_checking:
+            return
+        if not self.convergence.update(error.item()):
+            # No progress: the steps are too long for the batches' noise. Halving the largest
+            # step size lets the factors settle (a stochastic fit at a fixed step never does).
+            for optimizer in self._optimizers():
+                for group in optimizer.optimizer.param_groups:
+                    group["lr"] /= 2
+        if self.convergence.converged and self.hparams.stop_when_converged:
+            rank_zero_info(
+                f"PandA converged at step {self.global_step}: the held-out relative error {error.item():.5f} "
+                f"has not fallen below (1 - tol) x its best {self.convergence.best:.5f} (tol={self.hparams.tol}) "
+                f"in {self.hparams.patience} validations."
+            )
+            self.trainer.should_stop = True
+
     def on_train_end(self) -> None:
-        if not self.convergence.converged:
+        if math.isinf(self.convergence.best):
             rank_zero_warn(
-                f"PandA did not converge in {self.global_step} steps: the smoothed relative error "
-                f"({self.convergence.average:.5f}) was still falling by more than tol="
-                f"{self.hparams.tol}. Raise trainer.max_steps to fit further."
+                f"PandA ran {self.global_step} steps without measuring its held-out error, so it could "
+                "not tell whether it converged: set trainer.val_check_interval to a number of steps "
+                "(the panda command's default is 100)."
+            )
+        elif not self.convergence.converged:
+            rank_zero_warn(
+                f"PandA did not converge in {self.global_step} steps: the held-out relative error "
+                f"(best {self.convergence.best:.5f}) was still falling by more than tol={self.hparams.tol} "
+                f"in {self.hparams.patience} validations. Raise trainer.max_steps to fit further."
             )
 
     # -- using the factors ---------------------------------------------------------------------
@@ -289,8 +348,8 @@ def _check_rank(name: str, rank: int, limit: int, what: str) -> None:
 
 
 def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{name}={value} must be positive.")
+    if not 0 < value < math.inf:
+        raise ValueError(f"{name}={value} must be a positive finite number.")
 
 
 def _check_finite_activations(energy: Tensor, where: str) -> None:

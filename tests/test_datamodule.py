@@ -88,12 +88,35 @@ def test_held_out_batches_are_their_own_stream_and_split_over_ranks(tiny_generat
     assert not torch.allclose(batches[0], _batches(datamodule, 1)[0])
 
 
+def test_validation_samples_are_fixed_their_own_and_split_over_ranks(tiny_generator):
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, val_samples=10)
+    latents = torch.cat([latents for _, latents in datamodule.val_dataloader()])
+    again = torch.cat([latents for _, latents in datamodule.val_dataloader()])
+    assert latents.shape[0] == 10 and torch.equal(latents, again)
+    trained = torch.cat([latents for _, latents in itertools.islice(datamodule.train_dataloader(), 3)])
+    initialised = datamodule.held_out_latents(range(10))
+    assert not (latents[:, None] == trained[None]).all(-1).all(-1).all(-1).any()  # no training sample
+    assert not (latents[:, None] == initialised[None]).all(-1).all(-1).all(-1).any()  # no HOSVD sample
+
+    class Rank:  # the two processes of a 2-device fit
+        def __init__(self, rank):
+            self.global_rank, self.world_size, self.training = rank, 2, False
+
+    shares = []
+    for rank in range(2):
+        datamodule.trainer = Rank(rank)
+        shares.append(torch.cat([latents for _, latents in datamodule.val_dataloader()]))
+    assert [len(share) for share in shares] == [5, 5]
+    assert torch.equal(torch.stack(shares, 1).flatten(0, 1), latents)  # together, the same samples
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"batch_size": 0}, "batch_size=0 must be a positive integer"),
         ({"num_workers": -1}, "num_workers=-1 must be 0 or more"),
         ({"seed": -3}, "seed=-3 must be a non-negative integer"),
+        ({"val_samples": 0}, "val_samples=0 must be a positive integer; to fit without validation, set trainer.limit_val_batches=0"),
         ({"layer": "main.99"}, r"layer='main\.99' is not a sub-module.*Valid layers"),
     ],
 )

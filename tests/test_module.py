@@ -12,13 +12,21 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from datamodules import GeneratorActivations
 from panda_lightning import PandA
 from panda_lightning.editing import part_mask
-from panda_lightning.factorization import channel_scatter, hosvd_appearances, random_parts, reconstruction_loss
+from panda_lightning.factorization import (
+    channel_scatter,
+    hosvd_appearances,
+    orthogonality_error,
+    project_orthonormal_,
+    random_parts,
+    reconstruction_loss,
+)
 
 
 def _trainer(tmp_path, max_steps, **kwargs):
     defaults = dict(
         max_steps=max_steps, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1,
+        num_sanity_val_steps=0,
     )
     return L.Trainer(**{**defaults, **kwargs})
 
@@ -43,18 +51,19 @@ def _autograd_step(Z, A, P, lr):
         return (A if wrt == "A" else P).grad
 
     P = (P - lr * gradient(A, P, "P")).clamp(min=0)
-    A = A - lr * gradient(A, P, "A")
+    A = project_orthonormal_(A - lr * gradient(A, P, "A"))  # the polar factor: nearest orthonormal
     return A, P
 
 
 def test_one_training_step_is_one_iteration_of_algorithm_1(tmp_path, tiny_generator):
     lr = 0.3
     model, datamodule, trainer = _fit(
-        tmp_path, tiny_generator, max_steps=1, layer="main.3", model_kwargs={"lr": lr, "init_samples": 16, "seed": 3}
+        tmp_path, tiny_generator, max_steps=1, layer="main.3",
+        model_kwargs={"lr": lr, "init_samples": 16, "seed": 3, "appearance_rank": 5},
     )
     unfold = lambda z: rearrange(z, "n c h w -> n c (h w)")
     scatter = sum(channel_scatter(unfold(z)) for z in datamodule.held_out_batches(16))
-    A0 = hosvd_appearances(scatter, 8)
+    A0 = hosvd_appearances(scatter, 5)
     P0 = random_parts(64, 4, torch.Generator().manual_seed(3))
     first = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
     Z = unfold(first.on_after_batch_transfer(next(iter(first.train_dataloader())), 0))
@@ -62,7 +71,20 @@ def test_one_training_step_is_one_iteration_of_algorithm_1(tmp_path, tiny_genera
     A1, P1 = _autograd_step(Z, A0, P0, lr)
     torch.testing.assert_close(model.parts.detach().double(), P1, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(model.appearances.detach().double(), A1, rtol=1e-4, atol=1e-6)
+    assert [o.step_size for o in trainer.optimizers] == [lr, lr]  # accepted at once, and never beyond lr
     assert trainer.global_step == 1 and datamodule.next_batch == 1
+
+
+def test_appearances_stay_orthonormal_and_a_full_basis_stays_the_hosvd_basis(tmp_path, tiny_generator):
+    fewer, _, fewer_trainer = _fit(tmp_path, tiny_generator, max_steps=20, layer="main.3", model_kwargs={"appearance_rank": 4})
+    assert len(fewer_trainer.optimizers) == 2
+    assert orthogonality_error(fewer.appearances.detach()) < 1e-5
+
+    full, datamodule, full_trainer = _fit(tmp_path, tiny_generator, max_steps=20, layer="main.3")
+    assert len(full_trainer.optimizers) == 1  # with A square and orthonormal, A A^T = I: no A step
+    unfold = lambda z: rearrange(z, "n c h w -> n c (h w)")
+    scatter = sum(channel_scatter(unfold(z)) for z in datamodule.held_out_batches(32))
+    assert torch.equal(full.appearances.detach(), hosvd_appearances(scatter, 8))
 
 
 def test_global_step_counts_iterations_and_each_consumes_one_batch(tmp_path, tiny_generator):
@@ -85,28 +107,64 @@ def test_planted_parts_and_appearances_are_recovered(tmp_path, planted):
 
 def test_a_fit_that_ends_unconverged_warns(tmp_path, tiny_generator):
     with pytest.warns(UserWarning, match=r"PandA did not converge in 3 steps.*Raise trainer.max_steps"):
+        _fit(tmp_path, tiny_generator, max_steps=3, layer="main.3", val_check_interval=1)
+
+
+def test_a_fit_without_validation_says_it_cannot_tell_convergence(tmp_path, tiny_generator):
+    with pytest.warns(UserWarning, match=r"ran 3 steps without measuring its held-out error.*val_check_interval"):
         _fit(tmp_path, tiny_generator, max_steps=3, layer="main.3")
 
 
 def test_a_converged_fit_stops_before_max_steps(tmp_path, planted):
-    model, _, trainer = _fit(tmp_path, planted, max_steps=2000, batch_size=16, model_kwargs={"patience": 20})
+    model, _, trainer = _fit(tmp_path, planted, max_steps=2000, batch_size=16, val_check_interval=10)
     assert model.convergence.converged
     assert trainer.global_step < 2000
 
 
-def test_exact_resume_ends_with_the_factors_of_an_uninterrupted_fit(tmp_path, tiny_generator):
-    whole, _, _ = _fit(tmp_path / "whole", tiny_generator, max_steps=6, layer="main.3")
+def test_each_validation_without_progress_halves_the_largest_step_and_patience_of_them_stop(tmp_path, tiny_generator):
+    # tol = 0.9: after the first validation no fall of the error counts as progress.
+    model, _, trainer = _fit(
+        tmp_path, tiny_generator, max_steps=100, layer="main.3", val_check_interval=2,
+        model_kwargs={"tol": 0.9, "patience": 3, "lr": 4.0, "appearance_rank": 4},
+    )
+    assert trainer.global_step == 8  # validations at steps 2 (progress), 4, 6, 8 (none)
+    assert [o.param_groups[0]["lr"] for o in trainer.optimizers] == [0.5, 0.5]
 
-    _, _, first = _fit(tmp_path / "first", tiny_generator, max_steps=3, layer="main.3")
+
+def test_the_held_out_error_is_measured_on_samples_apart_from_training(tmp_path, tiny_generator):
+    model, datamodule, trainer = _fit(
+        tmp_path, tiny_generator, max_steps=4, layer="main.3", val_check_interval=4, num_sanity_val_steps=2
+    )
+    loader = datamodule.val_dataloader()
+    assert sum(len(latents) for _, latents in loader) == datamodule.val_samples == 512
+    Z = torch.cat([rearrange(datamodule.on_after_batch_transfer(batch, 0), "n c h w -> n c (h w)") for batch in loader]).double()
+    A, P = model.appearances.detach().double(), model.parts.detach().double()
+    expected = (Z - A @ A.T @ Z @ P @ P.T).square().sum() / Z.square().sum()
+    logged = trainer.callback_metrics
+    torch.testing.assert_close(logged["val/relative_error"].double(), expected, rtol=1e-5, atol=0)
+    assert logged["hp_metric"] == logged["val/relative_error"]
+    assert datamodule.next_batch == 4  # validation batches (and the sanity check's) are no training batches
+    assert model.convergence.best == pytest.approx(expected.item(), rel=1e-5)  # the sanity check is not tracked
+
+
+def test_exact_resume_ends_with_the_factors_of_an_uninterrupted_fit(tmp_path, tiny_generator):
+    # Validations at steps 2, 4, 6 halve the largest step sizes (tol 0.5: no progress after the first).
+    model_kwargs = {"appearance_rank": 5, "tol": 0.5, "patience": 5}
+    whole, _, whole_trainer = _fit(tmp_path / "whole", tiny_generator, max_steps=6, layer="main.3", model_kwargs=model_kwargs, val_check_interval=2)
+
+    _, _, first = _fit(tmp_path / "first", tiny_generator, max_steps=3, layer="main.3", model_kwargs=model_kwargs, val_check_interval=2)
     checkpoint = tmp_path / "interrupted.ckpt"
     first.save_checkpoint(checkpoint)
     datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
-    resumed = PandA(datamodule.feature_shape, parts_rank=4, init_samples=32, seed=99)  # seed must not matter
-    _trainer(tmp_path / "second", max_steps=6).fit(resumed, datamodule, ckpt_path=checkpoint)
+    resumed = PandA(datamodule.feature_shape, parts_rank=4, init_samples=32, seed=99, **model_kwargs)  # seed must not matter
+    resumed_trainer = _trainer(tmp_path / "second", max_steps=6, val_check_interval=2)
+    resumed_trainer.fit(resumed, datamodule, ckpt_path=checkpoint)
 
     assert torch.equal(resumed.parts, whole.parts)
     assert torch.equal(resumed.appearances, whole.appearances)
     assert resumed.convergence.state_dict() == whole.convergence.state_dict()
+    assert whole.convergence.checks_without_progress == 2
+    assert [o.param_groups[0]["lr"] for o in resumed_trainer.optimizers] == [o.param_groups[0]["lr"] for o in whole_trainer.optimizers] == [2.0, 2.0]
 
 
 def test_checkpoint_loads_for_inference(tmp_path, tiny_generator):
@@ -118,10 +176,12 @@ def test_checkpoint_loads_for_inference(tmp_path, tiny_generator):
 
 
 def test_too_large_a_step_size_is_halved_instead_of_diverging(tmp_path, tiny_generator):
-    model, _, trainer = _fit(tmp_path, tiny_generator, max_steps=30, layer="main.3", model_kwargs={"lr": 1000.0})
+    model, _, trainer = _fit(
+        tmp_path, tiny_generator, max_steps=30, layer="main.3", model_kwargs={"lr": 1000.0, "appearance_rank": 4}
+    )
     parts_optimizer, appearances_optimizer = trainer.optimizers
-    assert parts_optimizer.step_size < 1 and appearances_optimizer.step_size < 1
-    assert model.convergence.average < 0.9 and torch.isfinite(model.parts).all()
+    assert parts_optimizer.step_size < 100 and appearances_optimizer.step_size < 100
+    assert trainer.callback_metrics["train/relative_error"] < 0.5 and torch.isfinite(model.parts).all()
 
 
 class NaNAfter(torch.nn.Module):
@@ -178,11 +238,13 @@ def test_bf16_mixed_precision_fits(tmp_path, tiny_generator):
         ({"appearance_rank": 9}, r"appearance_rank=9 must be an integer from 1 to the number of channels C=8"),
         ({"appearance_rank": 0}, r"appearance_rank=0 must be an integer from 1"),
         ({"parts_rank": 65}, r"parts_rank=65 must be an integer from 1 to the number of positions H\*W=8\*8=64"),
-        ({"lr": 0.0}, r"lr=0.0 must be positive"),
-        ({"lr": float("nan")}, r"lr=nan must be positive"),
-        ({"init_samples": 0}, r"init_samples=0 must be positive"),
-        ({"patience": 0}, r"patience=0 must be positive"),
-        ({"tol": -1.0}, r"tol=-1.0 must be 0 or more"),
+        ({"lr": 0.0}, r"lr=0.0 must be a positive finite number"),
+        ({"lr": float("nan")}, r"lr=nan must be a positive finite number"),
+        ({"lr": float("inf")}, r"lr=inf must be a positive finite number"),
+        ({"init_samples": 0}, r"init_samples=0 must be a positive finite number"),
+        ({"patience": 0}, r"patience=0 must be a positive finite number"),
+        ({"tol": -1.0}, r"tol=-1.0 must be at least 0 and less than 1"),
+        ({"tol": 1.0}, r"tol=1.0 must be at least 0 and less than 1"),
         ({"feature_shape": (8, 8)}, r"feature_shape=\(8, 8\) must be \(C, H, W\)"),
     ],
 )
@@ -223,10 +285,10 @@ def test_same_seed_same_factors_and_another_seed_other_factors(tmp_path, tiny_ge
 
 def test_an_error_mid_iteration_leaves_the_factors_of_the_last_whole_step(tmp_path, tiny_generator):
     class LosesAProcess(PandA):
-        def _objective(self, Z, local_energy, energy, block):
+        def _loss_and_gradient(self, Z, local_energy, energy, block):
             if self.global_step == 2 and block == "appearances":  # after step 3's P step
                 raise RuntimeError("Connection reset by peer")
-            return super()._objective(Z, local_energy, energy, block)
+            return super()._loss_and_gradient(Z, local_energy, energy, block)
 
     after_each_step = []
 
@@ -236,7 +298,7 @@ def test_an_error_mid_iteration_leaves_the_factors_of_the_last_whole_step(tmp_pa
             after_each_step.append((model.parts.clone(), model.appearances.clone(), [o.step_size for o in optimizers]))
 
     datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
-    model = LosesAProcess(datamodule.feature_shape, parts_rank=4, init_samples=32, lr=1e3)  # lr: backtracks
+    model = LosesAProcess(datamodule.feature_shape, parts_rank=4, init_samples=32, lr=1e3, appearance_rank=4)  # lr: backtracks
     with pytest.raises(RuntimeError, match="Connection reset"):
         _trainer(tmp_path, max_steps=5, callbacks=[Record()]).fit(model, datamodule)
     parts, appearances, step_sizes = after_each_step[-1]
