@@ -32,8 +32,9 @@ EVALUATION_STREAM = 99  # apart from the fit's own streams (seed 12345)
 
 def held_out_error(cli, num_samples: int) -> float:
     datamodule, model = cli.datamodule, cli.model
-    appearances, parts = model.appearances.detach(), model.parts.detach()
-    metric = RelativeError().to(appearances.device)
+    # After the fit the model is back on the CPU; the generator stays where it ran.
+    appearances, parts = (factor.detach().to(datamodule.device) for factor in (model.appearances, model.parts))
+    metric = RelativeError().to(datamodule.device)
     for start in range(0, num_samples, 128):
         latents = latents_for(datamodule.sampler, 12345, EVALUATION_STREAM, range(start, min(start + 128, num_samples)))
         metric.update(rearrange(datamodule.activations(latents), "n c h w -> n c (h w)"), appearances, parts)

@@ -57,6 +57,7 @@ from panda_lightning.baselines import (
     latent_weight,
     sefa_directions,
 )
+from panda_lightning.commands import PandATrainer
 from panda_lightning.comparison import matched_strength
 from panda_lightning.editing import local_edit, mask_at_layer, part_mask
 from panda_lightning.generators import FaceDCGAN
@@ -265,7 +266,7 @@ def fit_panda(generator: FaceDCGAN, layer: str, parts_rank: int, max_steps: int)
     L.seed_everything(0, verbose=False)
     data = GeneratorActivations(generator, layer=layer, batch_size=64)
     model = PandA(data.feature_shape, layer=layer, parts_rank=parts_rank)
-    trainer = L.Trainer(
+    trainer = PandATrainer(  # validates every 100 steps and stops on the held-out error, as `panda fit`
         accelerator="cpu", devices=1, max_steps=max_steps, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
     )
@@ -433,7 +434,7 @@ def main() -> None:
     parser.add_argument("--appearances", type=int, default=32, help="appearances tried: PandA's first, k-means' largest clusters'")
     parser.add_argument("--ganspace_samples", type=int, default=4096)
     parser.add_argument("--kmeans_samples", type=int, default=256)
-    parser.add_argument("--max_steps", type=int, default=3000, help="of each PandA fit (it stops at convergence)")
+    parser.add_argument("--max_steps", type=int, default=5000, help="of each PandA fit (it stops at convergence)")
     parser.add_argument("--eval_python", default=".venv-eval/bin/python", help="Python of the environment with MediaPipe")
     parser.add_argument("--pictures", default=None, help="a folder to write regions.png and edits_<region>.png to")
     parser.add_argument("--quick", action="store_true", help="a small run to check that everything works (minutes)")
