@@ -42,7 +42,7 @@ $(EVAL_VENV)/.installed: benchmarks/requirements-eval.txt
 	$(EVAL_VENV)/bin/python -m pip install -r benchmarks/requirements-eval.txt
 	touch $@
 
-# The paper's Table 2 on the face DCGAN: PandA against SeFa, GANSpace and k-means parts (~20 min),
+# The paper's Table 2 on the face DCGAN: PandA against SeFa, GANSpace and k-means parts (~35 min),
 # with pictures of the regions and of each method's chosen edits in runs/locality_table/.
 locality-table: setup eval-env
 	$(BIN)/python benchmarks/locality_table.py --eval_python $(EVAL_VENV)/bin/python --pictures runs/locality_table

@@ -189,7 +189,7 @@ class PandATrainer(L.Trainer):
         """Replace appearance ``source`` by ``target`` wherever it is present (Eq. 14-16).
 
         Args:
-            ckpt_path: the fitted checkpoint (fitted with the full basis, appearance_rank = C).
+            ckpt_path: the fitted checkpoint.
             source: the appearance to replace.
             target: the appearance to put in its place.
             alpha: how much of ``target`` per unit of ``source``.

@@ -57,7 +57,8 @@ def part_mask(P: Tensor, part: int, height: int, width: int) -> Tensor:
 
 
 def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]]) -> Tensor:
-    """``Z + sum_t alpha_t a_{j_t} m_t^T`` (Sec. 3.3.1): appearance ``j_t`` added where mask ``m_t`` is.
+    """``Z + sum_t alpha_t a_{j_t} m_t^T / ||a_{j_t}||`` (Sec. 3.3.1): appearance ``j_t`` added where
+    mask ``m_t`` is, as a unit vector (the paper's appearances are column-orthonormal).
 
     Args:
         Z: activations ``(N, C, H, W)``.
@@ -65,7 +66,7 @@ def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]])
         edits: ``(mask, appearance, alpha)`` triples; ``mask`` is a part from :func:`part_mask`
             (global, or each sample's refined part ``(N, H, W)``) or a hand-drawn mask at the
             layer's ``(H, W)`` or a whole multiple of it (the image's), ``alpha`` the strength
-            in the activations' units.
+            in the activations' units: the length of the vector added where the mask is 1.
 
     Returns:
         The edited activations, ``(N, C, H, W)``; ``Z`` is not changed.
@@ -78,8 +79,10 @@ def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]])
         mask = mask_at_layer(mask, height, width, f"edits[{t}] mask")
         if mask.ndim == 3 and mask.shape[0] != samples:
             raise ValueError(f"edits[{t}] mask holds {mask.shape[0]} samples' masks for {samples} samples.")
+        # A unit vector, so that alpha is a length in the activations' units whatever A's scale.
+        direction = A[:, appearance] / A[:, appearance].norm().clamp_min(torch.finfo(A.dtype).tiny)
         # (H, W) broadcasts over samples; (N, H, W) gives each sample its own.
-        edited += alpha * A[:, appearance, None, None] * mask.to(Z)[..., None, :, :]
+        edited += alpha * direction[:, None, None] * mask.to(Z)[..., None, :, :]
     return edited
 
 
@@ -108,27 +111,35 @@ def localise(saliency: Tensor, thresholds: Tensor) -> Tensor:
     return saliency >= thresholds.view(1, -1, 1, 1)
 
 
+def appearance_coefficients(Z: Tensor, A: Tensor) -> Tensor:
+    """``Zhat = A^+ Z``, the least-squares coefficients of each fibre in the appearances (``A^T Z``
+    for a column-orthonormal ``A``), so that ``A Zhat`` is ``Z``'s projection onto their span.
+
+    Returns:
+        ``(N, R_C, H, W)``.
+    """
+    return einsum(torch.linalg.pinv(A), Z, "r c, n c h w -> n r h w")
+
+
 def rewrite_concept(Z: Tensor, A: Tensor, source: int, target: int, alpha: float = 1.0) -> Tensor:
     """Replace concept ``source`` by concept ``target`` wherever it is present (Eq. 14-16).
 
-    In the basis ``Zhat = A^T Z`` the positive part of row ``source`` moves (times ``alpha``) to
-    row ``target``, its negative part stays; the result is mapped back with ``A Zhat``. Needs the
-    full orthogonal basis (``R_C = C``) so that ``Z = A A^T Z``.
+    In the coefficients ``Zhat`` of :func:`appearance_coefficients` (the paper's ``A^T Z``) the
+    positive part of row ``source`` moves (times ``alpha``) to row ``target``, its negative part
+    stays. Only that change is mapped back, ``Z' = Z + (alpha a_t - a_s) [zhat_s]^+``, so what
+    ``A`` does not span is kept: this is Eq. 16 when ``A`` is a full orthogonal basis
+    (``Z = A A^T Z``), and for any ``A`` it leaves ``Z`` as it is when ``source = target`` and
+    ``alpha = 1``, and wherever ``zhat_s <= 0``.
+
+    Returns:
+        The rewritten activations, ``(N, C, H, W)``; ``Z`` is not changed.
     """
-    channels, rank = A.shape
-    if rank != channels:
-        raise ValueError(
-            f"concept rewriting needs the full appearance basis, appearance_rank = C = {channels}; "
-            f"these factors have appearance_rank={rank}. Fit with appearance_rank unset (it defaults to C)."
-        )
+    rank = A.shape[1]
     check_index("source", source, rank, "appearances")
     check_index("target", target, rank, "appearances")
     alpha = _check_strength("alpha", alpha)
-    coefficients = einsum(A, Z, "c r, n c h w -> n r h w").clone()
-    present = coefficients[:, source].clamp(min=0)
-    coefficients[:, target] += alpha * present
-    coefficients[:, source] -= present  # keeps the negative part (Eq. 16)
-    return einsum(A, coefficients, "c r, n r h w -> n c h w")
+    present = appearance_coefficients(Z, A)[:, source].clamp(min=0)  # (N, H, W)
+    return Z + einsum(alpha * A[:, target] - A[:, source], present, "c, n h w -> n c h w")
 
 
 def appearance_scores(Z: Tensor, A: Tensor, appearance: int, P: Tensor | None = None) -> Tensor:

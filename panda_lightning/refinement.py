@@ -8,18 +8,22 @@ Notation follows the paper (Oldfield et al., TPAMI 2024) and :mod:`panda_lightni
 - ``P: (S, R_S)``: the global non-negative parts; ``P~_i: (S, R_S)``, sample ``i``'s refined parts,
 - ``W_i: (S, S)``: an affinity between the fibres of sample ``i``.
 
-Refinement solves, for each sample on its own, starting from ``P~_i = P``,
+Refinement solves, for each sample on its own, starting from ``P~_i = P``, the parts subproblem
+of the fitted model, ``min_{P~ >= 0} ||Z_i - A A^T Z_i P~ P~^T||^2 - ||Z_i||^2``:
 
-    min_{P~ >= 0}  L_G(W, P~) = -2 tr(P~^T W P~) + tr(P~ P~^T W P~ P~^T)                 (Eq. 10)
-    grad L_G = 2 P~ P~^T W P~ + 2 W P~ P~^T P~ - 4 W P~                                 (Eq. 11)
+    L_G = -2 tr(P~^T W P~) + tr(P~^T W' P~ P~^T P~)                                    (Eq. 10)
+    grad L_G = 2 P~ P~^T W' P~ + 2 W' P~ P~^T P~ - 4 W P~                               (Eq. 11)
 
-with two affinities:
+with ``W_i = X_i^T X_i`` and ``W'_i = X_i^T G_A X_i``, ``G_A = A^T A``. The paper writes Eq. 10
+for a column-orthonormal ``A``, where ``W' = W``; keeping ``G_A`` makes refinement exact for any
+``A`` it is handed, so that it never moves ``P~`` only to make up for ``A A^T != I``. Two affinities:
 
-- ``"full"``: ``W_i = X_i^T X_i``, the original PandA refinement. With ``Y_i = X_i P~_i`` the loss
-  is ``-2 ||Y_i||^2 + tr(Y_i^T Y_i P~_i^T P~_i)`` and the gradient Eq. 12,
-  ``2 P~ Y^T Y + 2 X^T Y (P~^T P~) - 4 X^T Y``: never an ``S x S`` matrix.
-- ``"mutual_knn"``: ``W_i = G_i * (X_i^T X_i)`` with ``G_i`` the mutual k-nearest-neighbour graph
-  of the fibres (Alg. 2), stored sparse; Eq. 10-11 then need only ``W P~``, an ``(S, R_S)`` product.
+- ``"full"``: the Gram matrices above, the original PandA refinement. With ``Y_i = X_i P~_i`` the
+  loss is ``-2 ||Y_i||^2 + tr(Y_i^T G_A Y_i P~_i^T P~_i)`` and the gradient Eq. 12,
+  ``2 P~ Y^T G_A Y + 2 X^T (G_A Y P~^T P~ - 2 Y)``: never an ``S x S`` matrix.
+- ``"mutual_knn"``: ``W_i = M_i * (X_i^T X_i)`` and ``W'_i = M_i * (X_i^T G_A X_i)`` with ``M_i`` the
+  mutual k-nearest-neighbour graph of the fibres (Alg. 2), stored sparse; Eq. 10-11 then need
+  only ``W P~`` and ``W' P~``, ``(S, R_S)`` products.
 
 Losses are per sample (each sample has parts of its own, so there is nothing to sum across
 samples or devices).
@@ -40,19 +44,20 @@ from panda_lightning.factorization import project_nonnegative_
 AFFINITIES = ("full", "mutual_knn")
 
 
-def _loss_from_cross(cross: Tensor, parts_gram: Tensor) -> Tensor:
-    """Eq. 10 from ``cross = P~^T W P~`` and ``parts_gram = P~^T P~`` (both ``(..., R_S, R_S)``):
-    ``-2 tr(cross) + tr(cross parts_gram)``, since ``tr(P~ P~^T W P~ P~^T) = tr(P~^T W P~ P~^T P~)``."""
-    return -2 * cross.diagonal(dim1=-2, dim2=-1).sum(-1) + (cross.mT * parts_gram).sum((-2, -1))
+def _loss_from_cross(cross: Tensor, quartic_cross: Tensor, parts_gram: Tensor) -> Tensor:
+    """Eq. 10 from ``cross = P~^T W P~``, ``quartic_cross = P~^T W' P~`` and ``parts_gram = P~^T P~``
+    (all ``(..., R_S, R_S)``): ``-2 tr(cross) + tr(quartic_cross parts_gram)``."""
+    return -2 * cross.diagonal(dim1=-2, dim2=-1).sum(-1) + (quartic_cross.mT * parts_gram).sum((-2, -1))
 
 
-def _loss_and_gradient(parts: Tensor, affinity_parts: Tensor) -> tuple[Tensor, Tensor]:
-    """Eq. 10 and Eq. 11 from ``P~`` and ``W P~`` (both ``(..., S, R_S)``), with ``R_S x R_S``
-    products in place of ``P~ P~^T``."""
+def _loss_and_gradient(parts: Tensor, affinity_parts: Tensor, quartic_affinity_parts: Tensor) -> tuple[Tensor, Tensor]:
+    """Eq. 10 and Eq. 11 from ``P~``, ``W P~`` and ``W' P~`` (all ``(..., S, R_S)``), with
+    ``R_S x R_S`` products in place of ``P~ P~^T``."""
     cross = parts.mT @ affinity_parts
+    quartic_cross = parts.mT @ quartic_affinity_parts
     parts_gram = parts.mT @ parts
-    gradient = 2 * parts @ cross + 2 * affinity_parts @ parts_gram - 4 * affinity_parts
-    return _loss_from_cross(cross, parts_gram), gradient
+    gradient = 2 * parts @ quartic_cross + 2 * quartic_affinity_parts @ parts_gram - 4 * affinity_parts
+    return _loss_from_cross(cross, quartic_cross, parts_gram), gradient
 
 
 def _check_parts_fit(parts: Tensor, positions: int, what: str, shape: tuple[int, ...]) -> None:
@@ -61,43 +66,56 @@ def _check_parts_fit(parts: Tensor, positions: int, what: str, shape: tuple[int,
         raise ValueError(f"parts of shape {tuple(parts.shape)} do not fit {what} of shape {shape}: expected ({expected}).")
 
 
-def refinement_loss_and_gradient(affinity: Tensor, parts: Tensor) -> tuple[Tensor, Tensor]:
-    """Eq. 10 and its gradient Eq. 11 for an affinity given as a matrix, dense or sparse.
+def refinement_loss_and_gradient(
+    affinity: Tensor, parts: Tensor, quartic_affinity: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Eq. 10 and its gradient Eq. 11 for affinities given as matrices, dense or sparse.
 
-    Only ``W P~`` is formed (one ``(S, R_S)`` product, sparse when ``W`` is), then ``R_S x R_S``
-    products: ``P~ P~^T`` never is.
+    Only ``W P~`` and ``W' P~`` are formed (``(S, R_S)`` products, sparse when the affinities
+    are), then ``R_S x R_S`` products: ``P~ P~^T`` never is.
 
     Args:
         affinity: ``W``, symmetric, ``(S, S)`` dense or sparse (e.g. from
             :func:`mutual_knn_affinity`), or ``(N, S, S)`` dense.
         parts: ``P~``, ``(S, R_S)``, or ``(N, S, R_S)`` with a batch of affinities.
+        quartic_affinity: ``W'`` of the quartic term, shaped as ``affinity``; ``None``: ``W``
+            (the paper's Eq. 10, exact for a column-orthonormal ``A``).
 
     Returns:
         ``(loss, gradient)``: the loss, a scalar (or ``(N,)``), and its gradient, shaped as ``parts``.
     """
     _check_parts_fit(parts, affinity.shape[-1], "the affinity", tuple(affinity.shape))
-    return _loss_and_gradient(parts, affinity @ parts)
+    affinity_parts = affinity @ parts
+    quartic_affinity_parts = affinity_parts if quartic_affinity is None else quartic_affinity @ parts
+    return _loss_and_gradient(parts, affinity_parts, quartic_affinity_parts)
 
 
-def low_rank_refinement_loss_and_gradient(features: Tensor, parts: Tensor) -> tuple[Tensor, Tensor]:
-    """Eq. 10 and its gradient for the full affinity ``W = X^T X``, in the low-rank form Eq. 12.
+def low_rank_refinement_loss_and_gradient(
+    features: Tensor, parts: Tensor, appearances_gram: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Eq. 10 and its gradient for the full affinities ``W = X^T X``, ``W' = X^T G_A X``, in the
+    low-rank form Eq. 12.
 
-    With ``Y = X P~`` (``R_C x R_S``): ``L_G = -2 ||Y||^2 + tr(Y^T Y P~^T P~)`` and
-    ``grad = 2 P~ Y^T Y + 2 X^T (Y P~^T P~ - 2 Y)``: two passes of ``R_C * S * R_S``, no ``S x S``.
+    With ``Y = X P~`` (``R_C x R_S``): ``L_G = -2 ||Y||^2 + tr(Y^T G_A Y P~^T P~)`` and
+    ``grad = 2 P~ Y^T G_A Y + 2 X^T (G_A Y P~^T P~ - 2 Y)``: two passes of ``R_C * S * R_S``,
+    no ``S x S``. This is ``||Z_i - A A^T Z_i P~ P~^T||^2 - ||Z_i||^2`` and its gradient.
 
     Args:
         features: ``X = A^T Z_i``, ``(R_C, S)``, or ``(N, R_C, S)``.
         parts: ``P~``, ``(S, R_S)``, or ``(N, S, R_S)``.
+        appearances_gram: ``G_A = A^T A``, ``(R_C, R_C)``; ``None``: the identity (the paper's
+            Eq. 10, exact for a column-orthonormal ``A``).
 
     Returns:
         ``(loss, gradient)``: the loss, a scalar (or ``(N,)``), and its gradient, shaped as ``parts``.
     """
     _check_parts_fit(parts, features.shape[-1], "the features", tuple(features.shape))
     Y = features @ parts
-    cross = Y.mT @ Y  # P~^T W P~
+    weighted = Y if appearances_gram is None else appearances_gram @ Y  # G_A Y
     parts_gram = parts.mT @ parts
-    gradient = 2 * parts @ cross + 2 * features.mT @ (Y @ parts_gram - 2 * Y)
-    return _loss_from_cross(cross, parts_gram), gradient
+    quartic_cross = Y.mT @ weighted  # P~^T W' P~
+    gradient = 2 * parts @ quartic_cross + 2 * features.mT @ (weighted @ parts_gram - 2 * Y)
+    return _loss_from_cross(Y.mT @ Y, quartic_cross, parts_gram), gradient
 
 
 def _check_integer(name: str, value: int, minimum: int) -> None:
@@ -114,14 +132,12 @@ def _check_num_neighbours(num_neighbours: int, positions: int) -> None:
         )
 
 
-def mutual_knn_affinity(features: Tensor, num_neighbours: int, chunk_size: int = 256) -> Tensor:
-    """The sparse affinity of Alg. 2: ``W = G * (X^T X)`` with ``G`` the mutual kNN graph of ``X``'s columns.
+def mutual_knn_graph(features: Tensor, num_neighbours: int, chunk_size: int = 256) -> Tensor:
+    """The edges of Alg. 2's mutual k-nearest-neighbour graph of ``X``'s columns (the fibres).
 
     Fibres ``j != k`` are joined when each is among the other's ``num_neighbours`` nearest in
-    Euclidean distance, with their inner product ``x_j^T x_k`` as the weight. The diagonal
-    ``W_jj = ||x_j||^2`` is always kept (every fibre is its own neighbour), so that
-    ``num_neighbours = S - 1`` gives exactly the full ``X^T X``, as Sec. 5.3.1 says it should.
-    Ties in distance are broken by :func:`torch.topk`.
+    Euclidean distance; every fibre is joined to itself, so that ``num_neighbours = S - 1`` joins
+    every pair. Ties in distance are broken by :func:`torch.topk`.
 
     Distances are computed ``chunk_size`` rows at a time, so memory is ``O(S * num_neighbours)``
     plus two ``chunk_size x S`` blocks (Gram and distances), never ``S x S``; the time is that of
@@ -133,7 +149,7 @@ def mutual_knn_affinity(features: Tensor, num_neighbours: int, chunk_size: int =
         chunk_size: rows of the distance matrix held at once.
 
     Returns:
-        ``W``, ``(S, S)``, a symmetric sparse CSR tensor with at most ``S * (k + 1)`` entries.
+        ``(2, E)`` long: each edge as ``(j, k)``, both directions, the ``S`` self-loops last.
     """
     if features.ndim != 2:
         raise ValueError(f"features must be one sample's X = A^T Z_i, (R_C, S); got shape {tuple(features.shape)}.")
@@ -142,27 +158,54 @@ def mutual_knn_affinity(features: Tensor, num_neighbours: int, chunk_size: int =
     _check_integer("chunk_size", chunk_size, minimum=1)
     squared_norms = features.square().sum(0)
     neighbours = torch.empty(positions, num_neighbours, dtype=torch.long, device=features.device)
-    similarities = torch.empty(positions, num_neighbours, dtype=features.dtype, device=features.device)
     for start in range(0, positions, chunk_size):
         stop = min(start + chunk_size, positions)
-        gram = features[:, start:stop].T @ features  # x_j^T x_k for the chunk's j and every k
         # ||x_j||^2 + ||x_k||^2 - 2 x_j^T x_k, in place: one more chunk-sized buffer, not three.
-        distances = (-2 * gram).add_(squared_norms).add_(squared_norms[start:stop, None])
+        distances = (-2 * features[:, start:stop].T @ features).add_(squared_norms).add_(squared_norms[start:stop, None])
         distances.diagonal(offset=start).fill_(float("inf"))  # a fibre is no neighbour of itself
         neighbours[start:stop] = distances.topk(num_neighbours, dim=1, largest=False).indices
-        similarities[start:stop] = gram.gather(1, neighbours[start:stop])
     # Edge j -> k is mutual when k -> j is an edge too; keys j * S + k make that a set lookup.
     sources = torch.arange(positions, device=features.device).repeat_interleave(num_neighbours)
     targets = neighbours.flatten()
     mutual = torch.isin(targets * positions + sources, sources * positions + targets)
     diagonal = torch.arange(positions, device=features.device)
-    indices = torch.stack([torch.cat([sources[mutual], diagonal]), torch.cat([targets[mutual], diagonal])])
-    values = torch.cat([similarities.flatten()[mutual], squared_norms])
-    affinity = torch.sparse_coo_tensor(indices, values, (positions, positions), check_invariants=False)
+    return torch.stack([torch.cat([sources[mutual], diagonal]), torch.cat([targets[mutual], diagonal])])
+
+
+def graph_affinity(features: Tensor, edges: Tensor, appearances_gram: Tensor | None = None) -> Tensor:
+    """``W = M * (X^T G_A X)``: the inner products ``x_j^T G_A x_k`` of the fibres on a graph's edges.
+
+    Args:
+        features: ``X = A^T Z_i``, ``(R_C, S)``.
+        edges: ``(2, E)``, both directions of each edge, from :func:`mutual_knn_graph`.
+        appearances_gram: ``G_A = A^T A``, ``(R_C, R_C)``; ``None``: the identity.
+
+    Returns:
+        ``(S, S)``, a symmetric sparse CSR tensor with ``E`` entries.
+    """
+    positions = features.shape[1]
+    weighted = features if appearances_gram is None else appearances_gram @ features
+    values = (features[:, edges[0]] * weighted[:, edges[1]]).sum(0)
+    affinity = torch.sparse_coo_tensor(edges, values, (positions, positions), check_invariants=False)
     # CSR: the product W P~, done at every step, is an order of magnitude faster than with COO on CPU.
     with warnings.catch_warnings():  # torch says CSR support is "beta" once per process; we rely on `@` only
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
         return affinity.coalesce().to_sparse_csr()
+
+
+def mutual_knn_affinity(
+    features: Tensor, num_neighbours: int, chunk_size: int = 256, appearances_gram: Tensor | None = None
+) -> Tensor:
+    """The sparse affinity of Alg. 2: ``W = M * (X^T G_A X)`` with ``M`` the mutual kNN graph of
+    ``X``'s columns (:func:`mutual_knn_graph`) and ``G_A`` the identity unless given.
+
+    The diagonal (``W_jj = ||x_j||^2`` without ``G_A``) is always kept, so that
+    ``num_neighbours = S - 1`` gives exactly the full ``X^T G_A X``, as Sec. 5.3.1 says it should.
+
+    Returns:
+        ``W``, ``(S, S)``, a symmetric sparse CSR tensor with at most ``S * (k + 1)`` entries.
+    """
+    return graph_affinity(features, mutual_knn_graph(features, num_neighbours, chunk_size), appearances_gram)
 
 
 def _largest_eigenvalue(times_affinity: Callable[[Tensor], Tensor], start: Tensor, iterations: int = 20) -> Tensor:
@@ -233,8 +276,8 @@ def refine_parts(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Each sample's own parts ``P~_i``: projected gradient descent on Eq. 10 from ``P~_i = P`` (Alg. 2).
 
-    The step size is ``lr / (||W_i||_2 (4 + 12 ||P~_i||_2^2))``: ``lr`` over a bound on the
-    gradient's Lipschitz constant at the current parts (``||W_i||_2`` by power iteration), so
+    The step size is ``lr / (4 ||W_i||_2 + 12 ||W'_i||_2 ||P~_i||_2^2)``: ``lr`` over a bound on the
+    gradient's Lipschitz constant at the current parts (the norms by power iteration), so
     ``lr`` depends neither on the scale of the activations, which varies by orders of magnitude
     between layers and generators, nor on that of ``P``. ``lr = 1`` stays within the bound; the
     default 4 was faster on a face DCGAN layer and on synthetic data. A step that would raise a
@@ -244,12 +287,13 @@ def refine_parts(
         Z: activations, one sample ``(C, S)`` or a batch ``(N, C, S)``.
         A: appearance factors, ``(C, R_C)``.
         P: global parts factors, ``(S, R_S)``, non-negative.
-        affinity: ``"full"`` (``W_i = X_i^T X_i``, by Eq. 12) or ``"mutual_knn"`` (Alg. 2, sparse).
+        affinity: ``"full"`` (``W_i = X_i^T X_i``, ``W'_i = X_i^T A^T A X_i``, by Eq. 12) or
+            ``"mutual_knn"`` (Alg. 2, the same on the mutual kNN graph, sparse).
         num_neighbours: ``k`` of the mutual kNN graph, from 1 to ``S - 1``; unused with ``"full"``.
         steps: projected gradient steps: "a few" (Sec. 5.3). The parts then stay each sample's version
             of the global ones; many steps cluster the sample's fibres afresh and the parts lose their
             correspondence across samples (seen on the face DCGAN at 100 steps).
-        lr: the step size as a multiple of ``1 / (||W_i||_2 (4 + 12 ||P~_i||_2^2))``.
+        lr: the step size as a multiple of ``1 / (4 ||W_i||_2 + 12 ||W'_i||_2 ||P~_i||_2^2)``.
         chunk_size: rows of the distance matrix held at once while building the kNN graph.
         max_halvings: halvings of the step size within one step before a sample is left as it is.
         return_losses: also return Eq. 10 before and after each step.
@@ -288,34 +332,44 @@ def refine_parts(
     samples = batch.shape[0]
     # X_i = A^T Z_i for every sample as one (R_C x C) @ (C x N*S) product.
     features = rearrange(A.T @ rearrange(batch, "n c s -> c (n s)"), "r (n s) -> n r s", n=samples)
+    appearances_gram = A.T @ A
     if affinity == "full":
 
         def times_affinity(vectors: Tensor) -> Tensor:
             return features.mT @ (features @ vectors)
 
+        def times_quartic_affinity(vectors: Tensor) -> Tensor:
+            return features.mT @ (appearances_gram @ (features @ vectors))
+
         def objective(parts: Tensor) -> tuple[Tensor, Tensor]:
-            return low_rank_refinement_loss_and_gradient(features, parts)
+            return low_rank_refinement_loss_and_gradient(features, parts, appearances_gram)
 
     else:
         # One sparse graph per sample, O(S k) each, built one after the other: one chunk of
         # distances in memory at a time.
-        graphs = [mutual_knn_affinity(x, num_neighbours, chunk_size) for x in features]
+        graphs = [mutual_knn_graph(x, num_neighbours, chunk_size) for x in features]
+        affinities = [graph_affinity(x, edges) for x, edges in zip(features, graphs)]
+        quartic_affinities = [graph_affinity(x, edges, appearances_gram) for x, edges in zip(features, graphs)]
 
         def times_affinity(vectors: Tensor) -> Tensor:
-            return torch.stack([graph @ v for graph, v in zip(graphs, vectors)])
+            return torch.stack([w @ v for w, v in zip(affinities, vectors)])
+
+        def times_quartic_affinity(vectors: Tensor) -> Tensor:
+            return torch.stack([w @ v for w, v in zip(quartic_affinities, vectors)])
 
         def objective(parts: Tensor) -> tuple[Tensor, Tensor]:
-            return _loss_and_gradient(parts, times_affinity(parts))
+            return _loss_and_gradient(parts, times_affinity(parts), times_quartic_affinity(parts))
 
     # A start that is not constant: activations centred along S would make ones an eigenvector of 0.
-    start = torch.linspace(1, 2, positions, dtype=features.dtype, device=features.device)
-    spectral_norms = _largest_eigenvalue(times_affinity, start.expand(samples, positions)[..., None])
+    start = torch.linspace(1, 2, positions, dtype=features.dtype, device=features.device).expand(samples, positions)[..., None]
+    spectral_norm = _largest_eigenvalue(times_affinity, start)
+    quartic_spectral_norm = _largest_eigenvalue(times_quartic_affinity, start)
 
     def curvature(parts: Tensor) -> Tensor:
-        # A bound on the gradient's Lipschitz constant near P~: ||W||_2 (4 + 12 ||P~||_2^2), the
-        # quadratic term contributing 4 ||W||, the quartic one at most 12 ||W|| ||P~||^2. A sample
-        # whose W is zero has a zero gradient, and any finite step leaves it as it is.
-        bound = spectral_norms * (4 + 12 * torch.linalg.matrix_norm(parts, ord=2) ** 2)
+        # A bound on the gradient's Lipschitz constant near P~: 4 ||W||_2 + 12 ||W'||_2 ||P~||_2^2,
+        # from the quadratic and the quartic term. A sample whose W is zero has a zero gradient,
+        # and any finite step leaves it as it is.
+        bound = 4 * spectral_norm + 12 * quartic_spectral_norm * torch.linalg.matrix_norm(parts, ord=2) ** 2
         return torch.where(bound > 0, bound, torch.ones_like(bound))
 
     global_parts = P.to(features).expand(samples, *P.shape).clone()

@@ -30,6 +30,13 @@ def factors():
     return Z, A, P
 
 
+def _fitted_like_appearances(C, R_C, seed):
+    """Appearances as a fit may leave them: neither orthogonal nor of unit norm."""
+    generator = torch.Generator().manual_seed(seed)
+    A = torch.randn(C, R_C, generator=generator, dtype=torch.float64)
+    return A * torch.linspace(0.5, 2.0, R_C, dtype=torch.float64)
+
+
 def test_part_mask_is_the_part_scaled_to_one(factors):
     _, _, P = factors
     mask = part_mask(P, 1, 4, 5)
@@ -44,6 +51,18 @@ def test_local_edit_adds_each_appearance_at_its_mask(factors):
     expected = Z + 2.0 * A[:, 1, None, None] * masks[0] - 0.5 * A[:, 4, None, None] * masks[1]
     torch.testing.assert_close(edited, expected)
     torch.testing.assert_close(local_edit(Z, A, [(masks[0], 1, 0.0)]), Z)
+
+
+def test_edit_strength_is_a_length_in_the_activations_units_whatever_the_appearances_norms(factors):
+    Z, _, P = factors
+    A = _fitted_like_appearances(6, 5, seed=2)
+    mask = part_mask(P, 1, 4, 5)
+    for j in (0, 4):  # column norms differ by a factor of about 4
+        change = local_edit(Z, A, [(mask, j, 2.5)]) - Z
+        lengths = torch.linalg.vector_norm(change, dim=1)  # (N, H, W)
+        torch.testing.assert_close(lengths, (2.5 * mask).expand_as(lengths), rtol=1e-12, atol=1e-12)
+        direction = change[0, :, mask == 1][:, 0]
+        torch.testing.assert_close(direction / 2.5, A[:, j] / A[:, j].norm())
 
 
 def test_each_sample_is_edited_at_its_own_refined_part(factors):
@@ -111,20 +130,42 @@ def test_saliency_is_the_change_of_basis_and_localisation_thresholds_at_the_mean
 def test_rewriting_moves_the_positive_part_of_one_concept_to_another(factors):
     Z, A, _ = factors
     rewritten = rewrite_concept(Z, A, source=1, target=3, alpha=0.5)
+    # Eq. 14-16 as printed, for a full orthogonal basis: Zhat = A^T Z, edited, mapped back by A.
     coefficients = torch.einsum("cr,nchw->nrhw", A, Z)
     positive = coefficients[:, 1].clamp(min=0)
-    expected = Z + torch.einsum("c,nhw->nchw", 0.5 * A[:, 3] - A[:, 1], positive)
-    torch.testing.assert_close(rewritten, expected)
+    coefficients[:, 3] += 0.5 * positive
+    coefficients[:, 1] -= positive
+    torch.testing.assert_close(rewritten, torch.einsum("cr,nrhw->nchw", A, coefficients))
     new = torch.einsum("cr,nchw->nrhw", A, rewritten)
     assert (new[:, 1] <= 1e-12).all()  # only the negative part of the source remains
 
 
-def test_rewriting_needs_the_full_basis_and_valid_concepts(factors):
+@pytest.mark.parametrize("rank", [6, 4])
+def test_rewriting_is_exact_for_appearances_that_are_not_orthonormal(factors, rank):
+    Z = factors[0]
+    A = _fitted_like_appearances(6, rank, seed=1)
+    assert (A.T @ A - torch.eye(rank, dtype=A.dtype)).norm() > 1  # far from the paper's basis
+    for j in range(rank):  # a concept rewritten into itself changes nothing
+        torch.testing.assert_close(rewrite_concept(Z, A, j, j, 1.0), Z, rtol=0, atol=1e-12)
+    rewritten = rewrite_concept(Z, A, source=2, target=0, alpha=1.5)
+    coefficients = torch.linalg.lstsq(A, rearrange(Z, "n c h w -> c (n h w)")).solution
+    source = rearrange(coefficients[2], "(n h w) -> n h w", n=3, h=4)
+    absent = source <= 0
+    assert 0 < absent.sum() < absent.numel()
+    change = rewritten - Z
+    assert change.permute(0, 2, 3, 1)[absent].abs().max() == 0  # untouched where the source is absent
+    expected = torch.einsum("c,nhw->nchw", 1.5 * A[:, 0] - A[:, 2], source.clamp(min=0))
+    torch.testing.assert_close(change, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_rewriting_checks_its_concepts_and_strength(factors):
     Z, A, _ = factors
-    with pytest.raises(ValueError, match=r"needs the full appearance basis, appearance_rank = C = 6; .* appearance_rank=4"):
-        rewrite_concept(Z, A[:, :4], 0, 1)
-    with pytest.raises(ValueError, match=r"target=9 is out of range: there are 6 appearances"):
+    with pytest.raises(ValueError, match=r"target=9 is out of range: there are 6 appearances \(0 to 5\)"):
         rewrite_concept(Z, A, 0, 9)
+    with pytest.raises(ValueError, match=r"source=-1 is out of range: there are 4 appearances"):
+        rewrite_concept(Z, A[:, :4], -1, 1)
+    with pytest.raises(ValueError, match=r"alpha=inf must be a finite number"):
+        rewrite_concept(Z, A, 0, 1, float("inf"))
 
 
 def test_ranking_scores_sum_the_saliency_overall_or_at_each_part(factors):

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from panda_lightning.factorization import loss_and_parts_gradient, project_nonnegative_
 from panda_lightning.refinement import (
+    graph_affinity,
     low_rank_refinement_loss_and_gradient,
+    mutual_knn_graph,
     mutual_knn_affinity,
     refine_parts,
     refinement_loss_and_gradient,
@@ -54,6 +57,20 @@ def _activations(N=3, C=6, S=20, R_C=4, R_S=3, seed=0):
     return Z, A, P / P.norm(dim=0)
 
 
+def _fitted_like(N=2, C=6, S=20, R_C=4, R_S=3, seed=0):
+    """Activations with appearances as a fit may leave them: neither orthogonal nor of unit norm."""
+    Z, _, P = _activations(N, C, S, R_C, R_S, seed)
+    generator = torch.Generator().manual_seed(seed + 100)
+    A = torch.randn(C, R_C, generator=generator, dtype=torch.float64) * torch.linspace(0.5, 1.5, R_C, dtype=torch.float64)
+    assert (A.T @ A - torch.eye(R_C, dtype=A.dtype)).norm() > 1
+    return Z, A, P
+
+
+def _parts_subproblem(z, A, P):
+    """The fitted model's loss for one sample as a function of its parts, minus ||Z_i||^2."""
+    return (z - A @ A.T @ z @ P @ P.T).square().sum() - z.square().sum()
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_low_rank_gradient_equals_eq11_and_autograd_of_eq10(shape):
     X, P = _random(*shape)
@@ -91,6 +108,61 @@ def test_batched_losses_and_gradients_are_per_sample():
         torch.testing.assert_close(dense_gradient, expected_gradient, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("R_C", [4, 6])
+def test_refinement_objective_is_the_fitted_models_parts_subproblem_for_any_appearances(R_C):
+    Z, A, P = _fitted_like(N=1, R_C=R_C)
+    z = Z[0]
+    X = A.T @ z
+    parts = P.clone().requires_grad_(True)
+    expected = _parts_subproblem(z, A, parts)
+    expected.backward()
+    loss, gradient = low_rank_refinement_loss_and_gradient(X, P, A.T @ A)
+    torch.testing.assert_close(loss, expected.detach(), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gradient, parts.grad, rtol=1e-10, atol=1e-10)
+    # The same objective as the fit's parts step (Eq. 3-4) on this one sample.
+    fit_loss, fit_gradient = loss_and_parts_gradient(Z, A, P)
+    torch.testing.assert_close(loss + z.square().sum(), fit_loss, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gradient, fit_gradient, rtol=1e-10, atol=1e-10)
+    # Dense W and W' give the same; the paper's Eq. 10 (W' = W) does not, for this A.
+    dense = refinement_loss_and_gradient(X.T @ X, P, X.T @ A.T @ A @ X)
+    torch.testing.assert_close(dense[1], gradient, rtol=1e-10, atol=1e-10)
+    assert not torch.allclose(refinement_loss_and_gradient(X.T @ X, P)[1], gradient, rtol=0.1)
+    _, history = refine_parts(z, A, P, steps=3, return_losses=True)
+    torch.testing.assert_close(history[0], expected.detach(), rtol=1e-10, atol=1e-10)
+
+
+def test_refinement_leaves_parts_fitted_to_the_same_sample_where_they_are():
+    # Parts fitted by the fit's own gradient (Eq. 4) to a batch that is one sample repeated, with
+    # appearances that are not orthonormal: refinement on that sample has nothing to adapt.
+    Z, A, P = _fitted_like(N=1, S=16)
+    batch = Z.expand(4, -1, -1)
+    X = A.T @ Z[0]
+    norm_W, norm_G = torch.linalg.matrix_norm(X, ord=2) ** 2, torch.linalg.matrix_norm(A.T @ A, ord=2)
+    fitted = P.clone()
+    for _ in range(12_000):  # projected gradient with 1 / (a Lipschitz bound at the current parts)
+        step = 1 / (4 * norm_W + 12 * norm_G * norm_W * torch.linalg.matrix_norm(fitted, ord=2) ** 2)
+        previous, fitted = fitted, project_nonnegative_(fitted - step * loss_and_parts_gradient(batch, A, fitted)[1] / 4)
+    assert (fitted - previous).norm() < 1e-12 * fitted.norm()  # converged
+    for affinity in ("full", "mutual_knn"):
+        refined = refine_parts(Z[0], A, fitted, affinity=affinity, num_neighbours=15, steps=10)
+        assert (refined - fitted).norm() < 1e-6 * fitted.norm()
+    # With the paper's W' = W, exact only for orthonormal A, the same parts would move.
+    moved = project_nonnegative_(fitted - step * refinement_loss_and_gradient(X.T @ X, fitted)[1])
+    assert (moved - fitted).norm() > 1e-2 * fitted.norm()
+
+
+def test_mutual_knn_affinity_weighs_the_graphs_edges_by_the_appearances_gram():
+    _, A, _ = _fitted_like()
+    X, _ = _random(4, 15, 1, seed=4)
+    edges = mutual_knn_graph(X, num_neighbours=4)
+    graph = torch.zeros(15, 15, dtype=torch.float64)
+    graph[edges[0], edges[1]] = 1
+    assert torch.equal(graph, graph.T) and graph.diagonal().eq(1).all() and 15 < graph.sum() < 15 * 5
+    G = A.T @ A
+    torch.testing.assert_close(graph_affinity(X, edges, G).to_dense(), graph * (X.T @ G @ X), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mutual_knn_affinity(X, 4, appearances_gram=G).to_dense(), graph * (X.T @ G @ X))
+
+
 @pytest.mark.parametrize("chunk_size", [1, 3, 100])
 def test_mutual_knn_with_all_other_fibres_as_neighbours_is_the_full_gram_matrix(chunk_size):
     X, _ = _random(5, 11, 2, seed=2)
@@ -99,8 +171,9 @@ def test_mutual_knn_with_all_other_fibres_as_neighbours_is_the_full_gram_matrix(
     torch.testing.assert_close(affinity.to_dense(), X.T @ X, rtol=1e-12, atol=1e-12)
 
 
-def test_refinement_with_all_other_fibres_as_neighbours_equals_the_full_refinement():
-    Z, A, P = _activations(N=2, S=12)
+@pytest.mark.parametrize("orthonormal", [True, False])
+def test_refinement_with_all_other_fibres_as_neighbours_equals_the_full_refinement(orthonormal):
+    Z, A, P = _activations(N=2, S=12) if orthonormal else _fitted_like(N=2, S=12)
     full, full_losses = refine_parts(Z, A, P, affinity="full", steps=30, return_losses=True)
     knn, knn_losses = refine_parts(Z, A, P, affinity="mutual_knn", num_neighbours=11, steps=30, return_losses=True)
     torch.testing.assert_close(knn, full, rtol=1e-9, atol=1e-9)
