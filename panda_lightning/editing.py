@@ -111,22 +111,12 @@ def localise(saliency: Tensor, thresholds: Tensor) -> Tensor:
     return saliency >= thresholds.view(1, -1, 1, 1)
 
 
-def appearance_coefficients(Z: Tensor, A: Tensor) -> Tensor:
-    """``Zhat = A^+ Z``, the least-squares coefficients of each fibre in the appearances (``A^T Z``
-    for a column-orthonormal ``A``), so that ``A Zhat`` is ``Z``'s projection onto their span.
-
-    Returns:
-        ``(N, R_C, H, W)``.
-    """
-    return einsum(torch.linalg.pinv(A), Z, "r c, n c h w -> n r h w")
-
-
 def rewrite_concept(Z: Tensor, A: Tensor, source: int, target: int, alpha: float = 1.0) -> Tensor:
     """Replace concept ``source`` by concept ``target`` wherever it is present (Eq. 14-16).
 
-    In the coefficients ``Zhat`` of :func:`appearance_coefficients` (the paper's ``A^T Z``) the
-    positive part of row ``source`` moves (times ``alpha``) to row ``target``, its negative part
-    stays. Only that change is mapped back, ``Z' = Z + (alpha a_t - a_s) [zhat_s]^+``, so what
+    In the least-squares coefficients ``Zhat = A^+ Z`` of the fibres in the appearances (the
+    paper's ``A^T Z``, equal for a column-orthonormal ``A``) the positive part of row ``source``
+    moves (times ``alpha``) to row ``target``, its negative part stays. Only that change is mapped back, ``Z' = Z + (alpha a_t - a_s) [zhat_s]^+``, so what
     ``A`` does not span is kept: this is Eq. 16 when ``A`` is a full orthogonal basis
     (``Z = A A^T Z``), and for any ``A`` it leaves ``Z`` as it is when ``source = target`` and
     ``alpha = 1``, and wherever ``zhat_s <= 0``.
@@ -138,7 +128,8 @@ def rewrite_concept(Z: Tensor, A: Tensor, source: int, target: int, alpha: float
     check_index("source", source, rank, "appearances")
     check_index("target", target, rank, "appearances")
     alpha = _check_strength("alpha", alpha)
-    present = appearance_coefficients(Z, A)[:, source].clamp(min=0)  # (N, H, W)
+    # Only row `source` of Zhat = A^+ Z is needed.
+    present = einsum(torch.linalg.pinv(A)[source], Z, "c, n c h w -> n h w").clamp(min=0)
     return Z + einsum(alpha * A[:, target] - A[:, source], present, "c, n h w -> n c h w")
 
 

@@ -42,6 +42,7 @@ from torch import Tensor
 from panda_lightning.factorization import project_nonnegative_
 
 AFFINITIES = ("full", "mutual_knn")
+_EDGES_AT_ONCE = 4096
 
 
 def _loss_from_cross(cross: Tensor, quartic_cross: Tensor, parts_gram: Tensor) -> Tensor:
@@ -177,20 +178,38 @@ def graph_affinity(features: Tensor, edges: Tensor, appearances_gram: Tensor | N
 
     Args:
         features: ``X = A^T Z_i``, ``(R_C, S)``.
-        edges: ``(2, E)``, both directions of each edge, from :func:`mutual_knn_graph`.
+        edges: ``(2, E)``, both directions of each edge, each once, from :func:`mutual_knn_graph`.
         appearances_gram: ``G_A = A^T A``, ``(R_C, R_C)``; ``None``: the identity.
 
     Returns:
         ``(S, S)``, a symmetric sparse CSR tensor with ``E`` entries.
     """
     positions = features.shape[1]
-    weighted = features if appearances_gram is None else appearances_gram @ features
-    values = (features[:, edges[0]] * weighted[:, edges[1]]).sum(0)
-    affinity = torch.sparse_coo_tensor(edges, values, (positions, positions), check_invariants=False)
+    ones = torch.ones_like(edges[0], dtype=features.dtype)
+    pattern = torch.sparse_coo_tensor(edges, ones, (positions, positions), check_invariants=False)
     # CSR: the product W P~, done at every step, is an order of magnitude faster than with COO on CPU.
     with warnings.catch_warnings():  # torch says CSR support is "beta" once per process; we rely on `@` only
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        return affinity.coalesce().to_sparse_csr()
+        pattern = pattern.coalesce().to_sparse_csr()
+    return reweighted(pattern, features, appearances_gram)
+
+
+def reweighted(affinity: Tensor, features: Tensor, appearances_gram: Tensor | None = None) -> Tensor:
+    """The graph of the sparse CSR ``affinity`` with the weights ``x_j^T G_A x_k`` of
+    :func:`graph_affinity`: the same sparsity pattern, so a second weighting needs no second sort."""
+    rows = torch.repeat_interleave(
+        torch.arange(affinity.shape[0], device=features.device), affinity.crow_indices().diff()
+    )
+    columns = affinity.col_indices()
+    weighted = features if appearances_gram is None else appearances_gram @ features
+    # A block of edges at a time: gathering every edge's two fibres at once would take 2 R_C E numbers.
+    values = features.new_empty(columns.numel())
+    for start in range(0, columns.numel(), _EDGES_AT_ONCE):
+        block = slice(start, start + _EDGES_AT_ONCE)
+        values[block] = (features[:, rows[block]] * weighted[:, columns[block]]).sum(0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        return torch.sparse_csr_tensor(affinity.crow_indices(), columns, values, affinity.shape, check_invariants=False)
 
 
 def mutual_knn_affinity(
@@ -349,7 +368,7 @@ def refine_parts(
         # distances in memory at a time.
         graphs = [mutual_knn_graph(x, num_neighbours, chunk_size) for x in features]
         affinities = [graph_affinity(x, edges) for x, edges in zip(features, graphs)]
-        quartic_affinities = [graph_affinity(x, edges, appearances_gram) for x, edges in zip(features, graphs)]
+        quartic_affinities = [reweighted(w, x, appearances_gram) for w, x in zip(affinities, features)]
 
         def times_affinity(vectors: Tensor) -> Tensor:
             return torch.stack([w @ v for w, v in zip(affinities, vectors)])
