@@ -22,9 +22,9 @@ import time
 import torch
 from einops import rearrange
 
-from datamodules.latent_stream import latents_for
+from panda_lightning.datamodules.latent_stream import latents_for
 from panda_lightning.cli import run as panda
-from panda_lightning.factorization import orthogonality_error
+from panda_lightning.functional.factorization import orthogonality_error
 from panda_lightning.metrics import RelativeError
 
 EVALUATION_STREAM = 99  # apart from the fit's own streams (seed 12345)

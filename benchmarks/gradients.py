@@ -14,7 +14,7 @@ import platform
 
 import torch
 
-from panda_lightning.factorization import loss_and_appearance_gradient, loss_and_parts_gradient
+from panda_lightning.functional.factorization import loss_and_appearance_gradient, loss_and_parts_gradient
 from timing import median_seconds  # benchmarks/timing.py
 
 CASES = [  # N, C, H, W, R_C, R_S

@@ -20,12 +20,12 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from datamodules import GeneratorActivations
+from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning import PandA
 from panda_lightning.generators import FaceDCGAN
 from panda_lightning.images import to_unit_range
 from panda_lightning.metrics import roir_ratios
-from panda_lightning.refinement import AFFINITIES
+from panda_lightning.functional.refinement import AFFINITIES
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ Protocol, the same for every method:
    half the samples at least, by a tenth of the target or more); set each of the best
    ``--finalists`` to the strength that changes the region by ``--target`` on the selection
    set (mean over samples of the root-mean-square change inside, images in ``[0, 1]``;
-   :func:`panda_lightning.comparison.matched_strength`, at most 10x the initial strength; one
+   :func:`benchmarks.comparison.matched_strength`, at most 10x the initial strength; one
    that cannot reach it gives way to the next, up to 4x the finalists tried); keep the one
    with the lowest ROIR there.
 5. Report that edit's ROIR (Eq. 13), mean +- std, on the test set, at that strength.
@@ -45,10 +45,10 @@ import torch
 from face_regions import REGIONS
 from torch import Tensor
 
-from datamodules import GeneratorActivations
-from datamodules.latent_stream import latents_for
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.datamodules.latent_stream import latents_for
 from panda_lightning import PandA
-from panda_lightning.baselines import (
+from benchmarks.baselines import (
     channel_fibres,
     cluster_masks,
     edit_latents,
@@ -57,12 +57,12 @@ from panda_lightning.baselines import (
     latent_weight,
     sefa_directions,
 )
-from panda_lightning.commands import PandATrainer
-from panda_lightning.comparison import matched_strength
-from panda_lightning.editing import local_edit, mask_at_layer, part_mask
+from panda_lightning.cli.trainer import PandATrainer
+from benchmarks.comparison import matched_strength
+from panda_lightning.functional.editing import local_edit, mask_at_layer, part_mask
 from panda_lightning.generators import FaceDCGAN
 from panda_lightning.images import part_colours, save_png, tile, to_unit_range
-from panda_lightning.layers import activations_at
+from panda_lightning.generators.layers import activations_at
 from panda_lightning.metrics import region_change, roir_ratios
 
 SEED = 2024

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from panda_lightning.refinement import (
+from panda_lightning.functional.refinement import (
     low_rank_refinement_loss_and_gradient,
     mutual_knn_affinity,
     refine_parts,

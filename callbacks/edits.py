@@ -6,7 +6,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from callbacks.rendering import FixedSamplePicture
+from panda_lightning.callbacks.rendering import FixedSamplePicture
 from panda_lightning.images import tile, to_unit_range
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 from torch import Tensor
 
-from callbacks.rendering import FixedSamplePicture
+from panda_lightning.callbacks.rendering import FixedSamplePicture
 from panda_lightning.images import parts_grid, to_unit_range
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import lightning as L
 from torch import Tensor
 
-from callbacks.rendering import FixedSamplePicture
+from panda_lightning.callbacks.rendering import FixedSamplePicture
 from panda_lightning.images import refinement_grid, to_unit_range
-from panda_lightning.refinement import AFFINITIES
+from panda_lightning.functional.refinement import AFFINITIES
 
 
 class RefinedParts(FixedSamplePicture):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import lightning as L
 from torch import Tensor
 
-from callbacks.rendering import FixedSamplePicture
-from panda_lightning.editing import saliency_maps
+from panda_lightning.callbacks.rendering import FixedSamplePicture
+from panda_lightning.functional.editing import saliency_maps
 from panda_lightning.images import saliency_grid, to_unit_range
 
 

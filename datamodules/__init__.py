@@ -1,5 +1,5 @@
 """LightningDataModules: latents -> frozen generator -> activations at a named layer."""
 
-from datamodules.activations import GeneratorActivations
+from panda_lightning.datamodules.activations import GeneratorActivations
 
 __all__ = ["GeneratorActivations"]

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from datamodules.latent_stream import (
+from panda_lightning.datamodules.latent_stream import (
     HELD_OUT_STREAM,
     LatentSampler,
     PREVIEW_STREAM,
@@ -19,7 +19,7 @@ from datamodules.latent_stream import (
     latents_for,
 )
 from panda_lightning.generators import GaussianLatents
-from panda_lightning.layers import activations_at, feature_shape, resolve_layer, with_replaced_output
+from panda_lightning.generators.layers import activations_at, feature_shape, resolve_layer, with_replaced_output
 
 
 class GeneratorActivations(L.LightningDataModule):

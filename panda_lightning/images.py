@@ -14,7 +14,7 @@ from einops import rearrange
 from PIL import Image
 from torch import Tensor
 
-from panda_lightning.editing import part_mask
+from panda_lightning.functional.editing import part_mask
 
 
 def to_unit_range(images: Tensor) -> Tensor:
@@ -85,8 +85,8 @@ def saliency_grid(images: Tensor, saliency: Tensor, located: Tensor | None = Non
 
     Args:
         images: ``(N, 3, H_img, W_img)`` in ``[0, 1]``.
-        saliency: ``(N, K, h, w)`` from :func:`panda_lightning.editing.saliency_maps`.
-        located: ``(N, K, h, w)`` booleans from :func:`panda_lightning.editing.localise`.
+        saliency: ``(N, K, h, w)`` from :func:`panda_lightning.functional.editing.saliency_maps`.
+        located: ``(N, K, h, w)`` booleans from :func:`panda_lightning.functional.editing.localise`.
     """
     size = images.shape[-2:]
     scale = saliency.abs().amax(dim=(0, 2, 3), keepdim=True).clamp_min(torch.finfo(saliency.dtype).tiny)

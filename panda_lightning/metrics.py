@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from panda_lightning.factorization import reconstruct
+from panda_lightning.functional.factorization import reconstruct
 
 
 def _check_images_and_region(original: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
@@ -89,7 +89,7 @@ class RelativeError(Metric):
     """PandA's relative reconstruction error over batches and devices (Eq. 3 over the energy):
     ``sum_i ||Z_i - A (A^T Z_i P) P^T||_F^2 / sum_i ||Z_i||_F^2``.
 
-    The residual is formed explicitly (:func:`panda_lightning.factorization.reconstruct`), so
+    The residual is formed explicitly (:func:`panda_lightning.functional.factorization.reconstruct`), so
     the error stays accurate near a perfect fit, where the expanded form of the training loss
     cancels in float32.
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from panda_lightning.baselines import (
+from benchmarks.baselines import (
     GANSpace,
     channel_fibres,
     cluster_masks,
@@ -19,7 +19,7 @@ from panda_lightning.baselines import (
     latent_weight,
     sefa_directions,
 )
-from panda_lightning.editing import local_edit, part_mask
+from panda_lightning.functional.editing import local_edit, part_mask
 
 
 def assert_same_up_to_sign(found, expected, atol=1e-8):

@@ -8,8 +8,8 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 
-from callbacks import EditGrid, PartsOverlay, SaliencyMaps
-from datamodules import GeneratorActivations
+from panda_lightning.callbacks import EditGrid, PartsOverlay, SaliencyMaps
+from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning import PandA
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from panda_lightning import PandA
-from panda_lightning.commands import PandATrainer
+from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.images import save_png
 from panda_lightning.cli import run
 
@@ -132,12 +132,12 @@ def test_an_edit_at_a_hand_drawn_mask_changes_the_image_there(fitted, tmp_path):
             r"holds factors of layer 'main\.8' with activations \(128, 16, 16\), but the configured "
             r"generator's layer 'main\.11' gives \(64, 32, 32\)",
         ),
-        (["--edits", "[[0, 500, 1.0]]"], r"appearance=500 is out of range: there are 128 appearances"),
-        (["--edits", "[[9, 0, 1.0]]"], r"part=9 is out of range: there are 8 parts"),
+        (["--edits", "[[0, 500, 1.0]]"], r"appearance=500 must be an integer from 0 to 127 \(an index into the 128 appearances\)"),
+        (["--edits", "[[9, 0, 1.0]]"], r"part=9 must be an integer from 0 to 7 \(an index into the 8 parts\)"),
         (["--edits", "[['missing.png', 0, 1.0]]"], r"mask 'missing\.png' cannot be read as an image"),
         (["--edits", "[[0, 1, 1.0]]", "--refine", "knn"], r"affinity='knn' must be one of 'full', 'mutual_knn'"),
         (["--edits", "[[0, 1, 1.0]]", "--refine", "mutual_knn", "--num_neighbours", "256"],
-         r"num_neighbours=256 must be an integer from 1 to S - 1 = 255"),
+         r"num_neighbours=256 must be an integer from 1 to 255 \(S - 1, with S = 256"),
     ],
 )
 def test_picture_subcommands_name_bad_input(fitted, tmp_path, extra, message):
@@ -172,7 +172,7 @@ def test_unknown_layer_names_the_valid_layers(tmp_path):
 
 @pytest.mark.slow
 def test_too_many_parts_says_both_numbers(tmp_path):
-    with pytest.raises(ValueError, match=r"parts_rank=300 must be an integer from 1 to the number of positions H\*W=16\*16=256"):
+    with pytest.raises(ValueError, match=r"parts_rank=300 must be an integer from 1 to 256 \(at most the number of positions H\*W = 16\*16\)"):
         run(_fit_args(tmp_path, "--model.parts_rank", "300"))
 
 

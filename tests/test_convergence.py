@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from panda_lightning.convergence import ConvergenceTracker
+from panda_lightning.functional.convergence import ConvergenceTracker
 
 
 def test_a_plateau_converges_after_patience_checks():

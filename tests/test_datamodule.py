@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from datamodules import GeneratorActivations
-from datamodules.latent_stream import LatentStream
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.datamodules.latent_stream import LatentStream
 from panda_lightning.generators import FaceDCGAN, GaussianLatents
 
 

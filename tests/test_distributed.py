@@ -11,8 +11,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from callbacks import PartsOverlay, RefinedParts
-from datamodules import GeneratorActivations
+from panda_lightning.callbacks import PartsOverlay, RefinedParts
+from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning import PandA
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from einops import rearrange
 
-from panda_lightning.editing import (
+from panda_lightning.functional.editing import (
     appearance_scores,
     border_mask,
     local_edit,
@@ -17,7 +17,7 @@ from panda_lightning.editing import (
     saliency_maps,
     saliency_sums,
 )
-from panda_lightning.layers import with_replaced_output
+from panda_lightning.generators.layers import with_replaced_output
 from panda_lightning.metrics import roir
 
 
@@ -102,8 +102,8 @@ def test_a_hand_drawn_mask_edits_only_its_pixels(factors):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        ((torch.ones(4, 5), 6, 1.0), r"edits\[0\] appearance=6 is out of range: there are 6 appearances \(0 to 5\)"),
-        ((torch.ones(4, 5), -1, 1.0), r"appearance=-1 is out of range"),
+        ((torch.ones(4, 5), 6, 1.0), r"edits\[0\] appearance=6 must be an integer from 0 to 5 \(an index into the 6 appearances\)"),
+        ((torch.ones(4, 5), -1, 1.0), r"appearance=-1 must be an integer from 0 to 5"),
         ((torch.ones(4, 5), 0, float("nan")), r"edits\[0\] alpha=nan must be a finite number"),
         ((torch.ones(16, 16), 0, 1.0), r"edits\[0\] mask has shape \(16, 16\); it must be the layer's \(H, W\) = \(4, 5\) or a whole multiple"),
         ((torch.ones(4), 0, 1.0), r"edits\[0\] mask has shape \(4,\)"),
@@ -160,9 +160,9 @@ def test_rewriting_is_exact_for_appearances_that_are_not_orthonormal(factors, ra
 
 def test_rewriting_checks_its_concepts_and_strength(factors):
     Z, A, _ = factors
-    with pytest.raises(ValueError, match=r"target=9 is out of range: there are 6 appearances \(0 to 5\)"):
+    with pytest.raises(ValueError, match=r"target=9 must be an integer from 0 to 5 \(an index into the 6 appearances\)"):
         rewrite_concept(Z, A, 0, 9)
-    with pytest.raises(ValueError, match=r"source=-1 is out of range: there are 4 appearances"):
+    with pytest.raises(ValueError, match=r"source=-1 must be an integer from 0 to 3 \(an index into the 4 appearances\)"):
         rewrite_concept(Z, A[:, :4], -1, 1)
     with pytest.raises(ValueError, match=r"alpha=inf must be a finite number"):
         rewrite_concept(Z, A, 0, 1, float("inf"))
@@ -173,7 +173,7 @@ def test_ranking_scores_sum_the_saliency_overall_or_at_each_part(factors):
     maps = saliency_maps(Z, A)[:, 2].flatten(1)
     torch.testing.assert_close(appearance_scores(Z, A, 2), maps.sum(1))
     torch.testing.assert_close(appearance_scores(Z, A, 2, P), maps @ P)
-    with pytest.raises(ValueError, match=r"appearance=7 is out of range"):
+    with pytest.raises(ValueError, match=r"appearance=7 must be an integer from 0 to"):
         appearance_scores(Z, A, 7)
 
 

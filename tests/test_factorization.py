@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from panda_lightning.factorization import (
+from panda_lightning.functional.factorization import (
     appearance_gradient,
     channel_scatter,
     hosvd_appearances,

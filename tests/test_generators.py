@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datamodules import GeneratorActivations
+from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning import PandA
 from panda_lightning.cli import run
 from panda_lightning.generators import BigGAN, FaceDCGAN, StyleGenerator, load_weights
-from panda_lightning.layers import activations_at
+from panda_lightning.generators.layers import activations_at
 from panda_lightning.metrics import roir
 
 CONFIGS = Path(__file__).parents[1] / "configs"

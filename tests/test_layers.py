@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from panda_lightning.layers import (
+from panda_lightning.generators.layers import (
     activations_at,
     feature_shape,
     layer_names,

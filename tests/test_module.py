@@ -9,10 +9,10 @@ import torch
 from einops import rearrange
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from datamodules import GeneratorActivations
+from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning import PandA
-from panda_lightning.editing import part_mask
-from panda_lightning.factorization import (
+from panda_lightning.functional.editing import part_mask
+from panda_lightning.functional.factorization import (
     channel_scatter,
     hosvd_appearances,
     orthogonality_error,
@@ -71,17 +71,17 @@ def test_one_training_step_is_one_iteration_of_algorithm_1(tmp_path, tiny_genera
     A1, P1 = _autograd_step(Z, A0, P0, lr)
     torch.testing.assert_close(model.parts.detach().double(), P1, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(model.appearances.detach().double(), A1, rtol=1e-4, atol=1e-6)
-    assert [o.step_size for o in trainer.optimizers] == [lr, lr]  # accepted at once, and never beyond lr
+    assert trainer.optimizers[0].step_sizes() == (lr, lr)  # accepted at once, and never beyond lr
     assert trainer.global_step == 1 and datamodule.next_batch == 1
 
 
 def test_appearances_stay_orthonormal_and_a_full_basis_stays_the_hosvd_basis(tmp_path, tiny_generator):
     fewer, _, fewer_trainer = _fit(tmp_path, tiny_generator, max_steps=20, layer="main.3", model_kwargs={"appearance_rank": 4})
-    assert len(fewer_trainer.optimizers) == 2
+    assert fewer_trainer.optimizers[0].blocks == ("parts", "appearances")
     assert orthogonality_error(fewer.appearances.detach()) < 1e-5
 
     full, datamodule, full_trainer = _fit(tmp_path, tiny_generator, max_steps=20, layer="main.3")
-    assert len(full_trainer.optimizers) == 1  # with A square and orthonormal, A A^T = I: no A step
+    assert full_trainer.optimizers[0].blocks == ("parts",)  # with A square and orthonormal, A A^T = I: no A step
     unfold = lambda z: rearrange(z, "n c h w -> n c (h w)")
     scatter = sum(channel_scatter(unfold(z)) for z in datamodule.held_out_batches(32))
     assert torch.equal(full.appearances.detach(), hosvd_appearances(scatter, 8))
@@ -128,7 +128,7 @@ def test_each_validation_without_progress_halves_the_largest_step_and_patience_o
         model_kwargs={"tol": 0.9, "patience": 3, "lr": 4.0, "appearance_rank": 4},
     )
     assert trainer.global_step == 8  # validations at steps 2 (progress), 4, 6, 8 (none)
-    assert [o.param_groups[0]["lr"] for o in trainer.optimizers] == [0.5, 0.5]
+    assert trainer.optimizers[0].max_step_sizes() == (0.5, 0.5)
 
 
 def test_the_held_out_error_is_measured_on_samples_apart_from_training(tmp_path, tiny_generator):
@@ -164,7 +164,8 @@ def test_exact_resume_ends_with_the_factors_of_an_uninterrupted_fit(tmp_path, ti
     assert torch.equal(resumed.appearances, whole.appearances)
     assert resumed.convergence.state_dict() == whole.convergence.state_dict()
     assert whole.convergence.checks_without_progress == 2
-    assert [o.param_groups[0]["lr"] for o in resumed_trainer.optimizers] == [o.param_groups[0]["lr"] for o in whole_trainer.optimizers] == [2.0, 2.0]
+    assert resumed_trainer.optimizers[0].max_step_sizes() == whole_trainer.optimizers[0].max_step_sizes() == (2.0, 2.0)
+    assert resumed_trainer.optimizers[0].step_sizes() == whole_trainer.optimizers[0].step_sizes()
 
 
 def test_checkpoint_loads_for_inference(tmp_path, tiny_generator):
@@ -179,8 +180,7 @@ def test_too_large_a_step_size_is_halved_instead_of_diverging(tmp_path, tiny_gen
     model, _, trainer = _fit(
         tmp_path, tiny_generator, max_steps=30, layer="main.3", model_kwargs={"lr": 1000.0, "appearance_rank": 4}
     )
-    parts_optimizer, appearances_optimizer = trainer.optimizers
-    assert parts_optimizer.step_size < 100 and appearances_optimizer.step_size < 100
+    assert max(trainer.optimizers[0].step_sizes()) < 100
     assert trainer.callback_metrics["train/relative_error"] < 0.5 and torch.isfinite(model.parts).all()
 
 
@@ -235,16 +235,16 @@ def test_bf16_mixed_precision_fits(tmp_path, tiny_generator):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"appearance_rank": 9}, r"appearance_rank=9 must be an integer from 1 to the number of channels C=8"),
+        ({"appearance_rank": 9}, r"appearance_rank=9 must be an integer from 1 to 8 \(at most the number of channels C = 8\)"),
         ({"appearance_rank": 0}, r"appearance_rank=0 must be an integer from 1"),
-        ({"parts_rank": 65}, r"parts_rank=65 must be an integer from 1 to the number of positions H\*W=8\*8=64"),
+        ({"parts_rank": 65}, r"parts_rank=65 must be an integer from 1 to 64 \(at most the number of positions H\*W = 8\*8\)"),
         ({"lr": 0.0}, r"lr=0.0 must be a positive finite number"),
         ({"lr": float("nan")}, r"lr=nan must be a positive finite number"),
         ({"lr": float("inf")}, r"lr=inf must be a positive finite number"),
-        ({"init_samples": 0}, r"init_samples=0 must be a positive finite number"),
-        ({"patience": 0}, r"patience=0 must be a positive finite number"),
-        ({"tol": -1.0}, r"tol=-1.0 must be at least 0 and less than 1"),
-        ({"tol": 1.0}, r"tol=1.0 must be at least 0 and less than 1"),
+        ({"init_samples": 0}, r"init_samples=0 must be a positive integer"),
+        ({"patience": 0}, r"patience=0 must be a positive integer"),
+        ({"tol": -1.0}, r"tol=-1.0 must be a finite number in \[0, 1\) \(a fraction of the held-out error\)"),
+        ({"tol": 1.0}, r"tol=1.0 must be a finite number in \[0, 1\)"),
         ({"feature_shape": (8, 8)}, r"feature_shape=\(8, 8\) must be \(C, H, W\)"),
     ],
 )
@@ -285,17 +285,17 @@ def test_same_seed_same_factors_and_another_seed_other_factors(tmp_path, tiny_ge
 
 def test_an_error_mid_iteration_leaves_the_factors_of_the_last_whole_step(tmp_path, tiny_generator):
     class LosesAProcess(PandA):
-        def _loss_and_gradient(self, Z, local_energy, energy, block):
-            if self.global_step == 2 and block == "appearances":  # after step 3's P step
+        def _sum_over_devices(self, tensor):
+            # The A step's gradient (C, R_C) of step 3, after its P step.
+            if self.global_step == 2 and tensor.shape == self.appearances.shape:
                 raise RuntimeError("Connection reset by peer")
-            return super()._loss_and_gradient(Z, local_energy, energy, block)
+            return super()._sum_over_devices(tensor)
 
     after_each_step = []
 
     class Record(L.Callback):
         def on_train_batch_end(self, trainer, model, *args):
-            optimizers = [optimizer.optimizer for optimizer in model.optimizers()]
-            after_each_step.append((model.parts.clone(), model.appearances.clone(), [o.step_size for o in optimizers]))
+            after_each_step.append((model.parts.clone(), model.appearances.clone(), model.optimizers().step_sizes()))
 
     datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
     model = LosesAProcess(datamodule.feature_shape, parts_rank=4, init_samples=32, lr=1e3, appearance_rank=4)  # lr: backtracks
@@ -304,7 +304,7 @@ def test_an_error_mid_iteration_leaves_the_factors_of_the_last_whole_step(tmp_pa
     parts, appearances, step_sizes = after_each_step[-1]
     assert model.global_step == 2
     assert torch.equal(model.parts, parts) and torch.equal(model.appearances, appearances)
-    assert [o.optimizer.step_size for o in model.optimizers()] == step_sizes
+    assert model.optimizers().step_sizes() == step_sizes
 
 
 def test_resuming_with_another_layer_or_rank_names_both(tmp_path, tiny_generator):

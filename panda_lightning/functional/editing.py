@@ -7,25 +7,13 @@ handed, since these come straight from a user.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from einops import einsum, rearrange
 from torch import Tensor
 
-
-def check_index(name: str, index: int, size: int, what: str) -> int:
-    """``index`` if it is a valid index of ``size`` ``what``; otherwise a ValueError naming both."""
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
-        raise ValueError(f"{name}={index!r} is out of range: there are {size} {what} (0 to {size - 1}).")
-    return index
-
-
-def _check_strength(name: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"{name}={value} must be a finite number.")
-    return float(value)
+from panda_lightning.functional.validation import check_float, check_index
 
 
 def mask_at_layer(mask: Tensor, height: int, width: int, name: str = "mask") -> Tensor:
@@ -75,7 +63,7 @@ def local_edit(Z: Tensor, A: Tensor, edits: Sequence[tuple[Tensor, int, float]])
     edited = Z.clone()
     for t, (mask, appearance, alpha) in enumerate(edits):
         check_index(f"edits[{t}] appearance", appearance, A.shape[1], "appearances")
-        _check_strength(f"edits[{t}] alpha", alpha)
+        check_float(f"edits[{t}] alpha", alpha)
         mask = mask_at_layer(mask, height, width, f"edits[{t}] mask")
         if mask.ndim == 3 and mask.shape[0] != samples:
             raise ValueError(f"edits[{t}] mask holds {mask.shape[0]} samples' masks for {samples} samples.")
@@ -127,7 +115,7 @@ def rewrite_concept(Z: Tensor, A: Tensor, source: int, target: int, alpha: float
     rank = A.shape[1]
     check_index("source", source, rank, "appearances")
     check_index("target", target, rank, "appearances")
-    alpha = _check_strength("alpha", alpha)
+    alpha = check_float("alpha", alpha)
     # Only row `source` of Zhat = A^+ Z is needed.
     present = einsum(torch.linalg.pinv(A)[source], Z, "c, n c h w -> n h w").clamp(min=0)
     return Z + einsum(alpha * A[:, target] - A[:, source], present, "c, n h w -> n c h w")

@@ -8,10 +8,11 @@ from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from torch import nn
 
-from datamodules import GeneratorActivations
-from panda_lightning.commands import ConfiguredGenerator, PandATrainer
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.cli.inspection import ConfiguredGenerator
+from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.generators import GaussianLatents
-from panda_lightning.module import PandA
+from panda_lightning.fitting.module import PandA
 
 
 DESCRIPTION = (
@@ -73,5 +74,3 @@ def main() -> None:
     run()
 
 
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import lightning as L
@@ -13,23 +12,21 @@ from einops import rearrange
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
-from panda_lightning.convergence import ConvergenceTracker
-from panda_lightning.editing import local_edit, mask_at_layer, part_mask
-from panda_lightning.factorization import (
+from panda_lightning.fitting.optimizer import BlockCoordinateDescent
+from panda_lightning.functional.algorithm import LineSearch, RelativeReconstructionError, algorithm_1_step
+from panda_lightning.functional.convergence import ConvergenceTracker
+from panda_lightning.functional.editing import local_edit, mask_at_layer, part_mask
+from panda_lightning.functional.factorization import (
     channel_scatter,
     hosvd_appearances,
-    loss_and_appearance_gradient,
-    loss_and_parts_gradient,
     orthogonality_error,
     random_parts,
-    reconstruction_loss,
     sparsity,
 )
+from panda_lightning.functional.refinement import refine_parts
+from panda_lightning.functional.validation import check_float, check_int
 from panda_lightning.metrics import RelativeError
-from panda_lightning.optim import ProjectedGradientDescent
-from panda_lightning.refinement import refine_parts
 
-PROJECTION = {"parts": "nonnegative", "appearances": "orthonormal"}  # the constraints of Sec. 3.3
 _ROUNDING_ULPS = 8
 
 
@@ -84,13 +81,12 @@ class PandA(L.LightningModule):
         super().__init__()
         channels, height, width = _check_feature_shape(feature_shape)
         appearance_rank = channels if appearance_rank is None else appearance_rank
-        _check_rank("appearance_rank", appearance_rank, channels, f"the number of channels C={channels}")
-        _check_rank("parts_rank", parts_rank, height * width, f"the number of positions H*W={height}*{width}={height * width}")
-        _check_positive("lr", lr)
-        _check_positive("init_samples", init_samples)
-        _check_positive("patience", patience)
-        if not 0 <= tol < 1:
-            raise ValueError(f"tol={tol} must be at least 0 and less than 1 (a fraction of the held-out error).")
+        check_int("appearance_rank", appearance_rank, low=1, high=channels, why=f"at most the number of channels C = {channels}")
+        check_int("parts_rank", parts_rank, low=1, high=height * width, why=f"at most the number of positions H*W = {height}*{width}")
+        check_float("lr", lr, low=0, low_inclusive=False, why="the largest step size")
+        check_int("init_samples", init_samples, low=1)
+        check_int("patience", patience, low=1)
+        check_float("tol", tol, low=0, high=1, high_inclusive=False, why="a fraction of the held-out error")
         self.save_hyperparameters()
         self.automatic_optimization = False
 
@@ -129,7 +125,7 @@ class PandA(L.LightningModule):
             raise TypeError(
                 "PandA initialises its appearances from streamed activations: fit it with a "
                 "DataModule that has held_out_batches(num_samples), such as "
-                "datamodules.GeneratorActivations."
+                "panda_lightning.datamodules.GeneratorActivations."
             )
         channels = self.appearances.shape[0]
         scatter = torch.zeros(channels, channels, device=self.device)
@@ -146,83 +142,42 @@ class PandA(L.LightningModule):
 
     @torch.no_grad()
     def training_step(self, activations: Tensor, batch_idx: int) -> None:
-        steps_done, start = self.global_step, self._snapshot()
-        try:
-            # Our sums lose accuracy in 16 bits, whatever autocast the Trainer set.
-            with torch.autocast(self.device.type, enabled=False):
-                self._algorithm_1_iteration(self._unfold(activations), batch_idx)
-        except BaseException:
-            # Ctrl+C, a lost process or an error mid-iteration: undo the half-done iteration, so
-            # that a checkpoint written now holds the factors of step `global_step`.
-            if self.global_step == steps_done:
-                self._restore(start)
-            raise
-
-    def _snapshot(self) -> tuple[Tensor, Tensor, list[float]]:
-        step_sizes = [optimizer.optimizer.step_size for optimizer in self._optimizers()]
-        return self.parts.clone(), self.appearances.clone(), step_sizes
-
-    def _restore(self, snapshot: tuple[Tensor, Tensor, list[float]]) -> None:
-        parts, appearances, step_sizes = snapshot
-        self.parts.copy_(parts)
-        self.appearances.copy_(appearances)
-        for optimizer, step_size in zip(self._optimizers(), step_sizes):
-            optimizer.optimizer.step_size = step_size
-
-    def _algorithm_1_iteration(self, Z: Tensor, batch_idx: int) -> None:
-        local_energy = Z.square().sum()  # this device's samples; every evaluation below reuses it
-        energy = self._sum_over_devices(local_energy.clone())  # (the reduction is in place)
-        _check_finite_activations(energy, f"batch {batch_idx}")
-
-        # The P step with the current A, then the A step with the updated P, each projected.
-        # Only the last passes through Lightning's optimizer wrapper, whose count of steps is
-        # global_step: one global_step is one iteration.
-        losses = {}
-        optimizers = self._optimizers()
-        for block, optimizer in zip(self.blocks, optimizers):
-            step = optimizer.step if optimizer is optimizers[-1] else optimizer.optimizer.step
-            losses[block] = step(
-                closure=partial(self._loss_and_gradient, Z, local_energy, energy, block),
-                objective=partial(self._loss, Z, local_energy, energy),
+        optimizer = self.optimizers()
+        # Our sums lose accuracy in 16 bits, whatever autocast the Trainer set.
+        with torch.autocast(self.device.type, enabled=False):
+            objective = RelativeReconstructionError(self._unfold(activations), reduce=self._sum_over_devices)
+            _check_finite_activations(objective.energy, f"batch {batch_idx}")
+            # One iteration of Algorithm 1: a P step projected onto P >= 0, then an A step projected
+            # onto A^T A = I. It writes nothing until it has finished, so an error or Ctrl+C midway
+            # leaves the factors (and a checkpoint written then) at step `global_step`.
+            iteration = algorithm_1_step(
+                objective, self.appearances, self.parts, optimizer.step_sizes(), optimizer.max_step_sizes(), self._line_search
             )
+        optimizer.step(iteration=iteration)  # writes the factors and step sizes: one global_step
 
+        batch_size = activations.shape[0]
         self.log_dict(
             {
-                "train/relative_error": losses["parts"],
-                "train/loss": losses["parts"] * energy / (Z.shape[0] * self.trainer.world_size),
+                "train/relative_error": iteration.relative_error,
+                "train/loss": iteration.relative_error * objective.energy / (batch_size * self.trainer.world_size),
                 "train/parts_orthogonality_error": orthogonality_error(self.parts),
                 "train/parts_sparsity": sparsity(self.parts),
                 "train/appearances_orthogonality_error": orthogonality_error(self.appearances),
-                **{f"train/{block}_step_size": o.optimizer.step_size for block, o in zip(self.blocks, optimizers)},
+                **{f"train/{block}_step_size": size for block, size in iteration.step_sizes._asdict().items() if size is not None},
             },
-            batch_size=Z.shape[0],
+            batch_size=batch_size,
         )
-        self.log("error", losses["parts"], prog_bar=True, logger=False, batch_size=Z.shape[0])
+        self.log("error", iteration.relative_error, prog_bar=True, logger=False, batch_size=batch_size)
 
-    def _loss(self, Z: Tensor, local_energy: Tensor, energy: Tensor) -> Tensor:
-        """The relative error ``L / sum_i ||Z_i||^2`` over all devices."""
-        return self._sum_over_devices(reconstruction_loss(Z, self.appearances, self.parts, local_energy)) / energy
+    @property
+    def _line_search(self) -> LineSearch:
+        # The relative error is a difference of terms of order 1: rises within their rounding are no rises.
+        return LineSearch(rounding=_ROUNDING_ULPS * torch.finfo(self.parts.dtype).eps)
 
-    def _loss_and_gradient(self, Z: Tensor, local_energy: Tensor, energy: Tensor, block: str) -> Tensor:
-        """:meth:`_loss`, and the gradient of ``block`` set as its ``.grad``."""
-        loss_and_gradient = loss_and_parts_gradient if block == "parts" else loss_and_appearance_gradient
-        loss, gradient = loss_and_gradient(Z, self.appearances, self.parts, local_energy)
-        getattr(self, block).grad = self._sum_over_devices(gradient) / energy
-        return self._sum_over_devices(loss) / energy
-
-    def configure_optimizers(self) -> list[ProjectedGradientDescent]:
-        # The training objective is a difference of terms of order 1 (the energy is 1): rises
-        # within their rounding are no rises.
-        rounding = _ROUNDING_ULPS * torch.finfo(self.parts.dtype).eps
-        factors = {"parts": self.parts, "appearances": self.appearances}
-        return [
-            ProjectedGradientDescent([factors[block]], lr=self.hparams.lr, projection=PROJECTION[block], rounding=rounding)
-            for block in self.blocks
-        ]
-
-    def _optimizers(self) -> list:
-        optimizers = self.optimizers()
-        return optimizers if isinstance(optimizers, list) else [optimizers]
+    def configure_optimizers(self) -> BlockCoordinateDescent:
+        return BlockCoordinateDescent(
+            self.parts, self.appearances if "appearances" in self.blocks else None, lr=self.hparams.lr
+        )
 
     # -- the held-out error, and stopping on it --------------------------------------------------
 
@@ -240,9 +195,7 @@ class PandA(L.LightningModule):
         if not self.convergence.update(error.item()):
             # No progress: the steps are too long for the batches' noise. Halving the largest
             # step size lets the factors settle (a stochastic fit at a fixed step never does).
-            for optimizer in self._optimizers():
-                for group in optimizer.optimizer.param_groups:
-                    group["lr"] /= 2
+            self.optimizers().optimizer.halve_max_step_sizes()
         if self.convergence.converged and self.hparams.stop_when_converged:
             rank_zero_info(
                 f"PandA converged at step {self.global_step}: the held-out relative error {error.item():.5f} "
@@ -302,7 +255,7 @@ class PandA(L.LightningModule):
             activations: ``(N, C, H, W)`` at this model's layer.
             affinity: ``"full"`` (the Gram matrix of the fibres) or ``"mutual_knn"`` (Alg. 2).
             options: ``num_neighbours``, ``steps``, ``lr``, ... of
-                :func:`panda_lightning.refinement.refine_parts`.
+                :func:`panda_lightning.functional.refinement.refine_parts`.
 
         Returns:
             ``(N, S, R_S)``, non-negative; pass as ``parts`` to :meth:`local_edit` and :meth:`mask`.
@@ -336,20 +289,10 @@ class PandA(L.LightningModule):
 
 
 def _check_feature_shape(feature_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    shape = tuple(int(d) for d in feature_shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"feature_shape={tuple(feature_shape)} must be (C, H, W), three positive sizes.")
-    return shape
-
-
-def _check_rank(name: str, rank: int, limit: int, what: str) -> None:
-    if not isinstance(rank, int) or not 1 <= rank <= limit:
-        raise ValueError(f"{name}={rank} must be an integer from 1 to {what}.")
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not 0 < value < math.inf:
-        raise ValueError(f"{name}={value} must be a positive finite number.")
+    shape = tuple(feature_shape)
+    if len(shape) != 3:
+        raise ValueError(f"feature_shape={shape} must be (C, H, W), three positive sizes.")
+    return tuple(check_int(f"feature_shape[{i}]", size, low=1, why="(C, H, W), three positive sizes") for i, size in enumerate(shape))
 
 
 def _check_finite_activations(energy: Tensor, where: str) -> None:

@@ -1,6 +1,6 @@
 """Refining the global parts to each sample's own parts (Sec. 4.2-4.3, Alg. 2), as pure functions.
 
-Notation follows the paper (Oldfield et al., TPAMI 2024) and :mod:`panda_lightning.factorization`:
+Notation follows the paper (Oldfield et al., TPAMI 2024) and :mod:`panda_lightning.functional.factorization`:
 
 - ``Z: (N, C, S)`` or one sample's ``Z_i: (C, S)``: mode-3 unfolded activations,
 - ``A: (C, R_C)``: appearance factors; ``X_i = A^T Z_i: (R_C, S)``, the ``S`` channel fibres in
@@ -31,7 +31,6 @@ samples or devices).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 
@@ -39,7 +38,8 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from panda_lightning.factorization import project_nonnegative_
+from panda_lightning.functional.factorization import project_nonnegative_
+from panda_lightning.functional.validation import check_choice, check_float, check_int
 
 AFFINITIES = ("full", "mutual_knn")
 _EDGES_AT_ONCE = 4096
@@ -119,18 +119,8 @@ def low_rank_refinement_loss_and_gradient(
     return _loss_from_cross(Y.mT @ Y, quartic_cross, parts_gram), gradient
 
 
-def _check_integer(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        kind = "a positive" if minimum == 1 else "a non-negative"
-        raise ValueError(f"{name}={value!r} must be {kind} integer.")
-
-
 def _check_num_neighbours(num_neighbours: int, positions: int) -> None:
-    if isinstance(num_neighbours, bool) or not isinstance(num_neighbours, int) or not 1 <= num_neighbours < positions:
-        raise ValueError(
-            f"num_neighbours={num_neighbours!r} must be an integer from 1 to S - 1 = {positions - 1}, "
-            f"with S = {positions} spatial positions at this layer."
-        )
+    check_int("num_neighbours", num_neighbours, low=1, high=positions - 1, why=f"S - 1, with S = {positions} positions at this layer")
 
 
 def mutual_knn_graph(features: Tensor, num_neighbours: int, chunk_size: int = 256) -> Tensor:
@@ -156,7 +146,7 @@ def mutual_knn_graph(features: Tensor, num_neighbours: int, chunk_size: int = 25
         raise ValueError(f"features must be one sample's X = A^T Z_i, (R_C, S); got shape {tuple(features.shape)}.")
     positions = features.shape[1]
     _check_num_neighbours(num_neighbours, positions)
-    _check_integer("chunk_size", chunk_size, minimum=1)
+    check_int("chunk_size", chunk_size, low=1)
     squared_norms = features.square().sum(0)
     neighbours = torch.empty(positions, num_neighbours, dtype=torch.long, device=features.device)
     for start in range(0, positions, chunk_size):
@@ -248,7 +238,7 @@ def _descend(
 ) -> tuple[Tensor, Tensor]:
     """Projected gradient descent with step sizes ``lr / curvature(P~_i)``, each sample's ``lr``
     halved whenever a trial step would raise its objective, and kept halved for the next steps (as
-    in :class:`panda_lightning.optim.ProjectedGradientDescent`). A step that would empty a part
+    in :class:`panda_lightning.fitting.optimizer.ProjectedGradientDescent`). A step that would empty a part
     (project a whole column to zero) counts as too long as well: an empty part has a zero gradient
     and could never come back, although emptying one often lowers Eq. 10 when ``P~`` is too large.
     A sample that no step lowers within ``max_halvings`` halvings is at a stationary point to
@@ -321,8 +311,7 @@ def refine_parts(
         The refined parts, ``(S, R_S)`` or ``(N, S, R_S)``, non-negative; with ``return_losses``
         also the losses, ``(steps + 1,)`` or ``(steps + 1, N)``.
     """
-    if affinity not in AFFINITIES:
-        raise ValueError(f"affinity={affinity!r} must be one of {', '.join(map(repr, AFFINITIES))}.")
+    check_choice("affinity", affinity, AFFINITIES)
     if Z.ndim not in (2, 3):
         raise ValueError(f"Z must be one sample (C, S) or a batch (N, C, S) of unfolded activations; got shape {tuple(Z.shape)}.")
     if A.ndim != 2 or P.ndim != 2:
@@ -341,11 +330,10 @@ def refine_parts(
         )
     if affinity == "mutual_knn":
         _check_num_neighbours(num_neighbours, positions)
-        _check_integer("chunk_size", chunk_size, minimum=1)
-    _check_integer("steps", steps, minimum=0)
-    _check_integer("max_halvings", max_halvings, minimum=0)
-    if not lr > 0 or not math.isfinite(lr):
-        raise ValueError(f"lr={lr!r} must be a positive finite number.")
+        check_int("chunk_size", chunk_size, low=1)
+    check_int("steps", steps, low=0)
+    check_int("max_halvings", max_halvings, low=0)
+    check_float("lr", lr, low=0, low_inclusive=False)
 
     batch = Z if Z.ndim == 3 else Z[None]
     samples = batch.shape[0]

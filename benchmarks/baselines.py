@@ -21,7 +21,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from panda_lightning.factorization import largest_entries_positive
+from panda_lightning.functional.factorization import largest_entries_positive
 
 
 def _check_count(name: str, value: int, largest: int, why: str) -> int:
@@ -305,7 +305,7 @@ def cluster_masks(Z: Tensor, centroids: Tensor, spherical: bool = False) -> Tens
 
     Returns:
         ``(N, K, H, W)`` in ``{0, 1}``, one cluster per position; ``masks[:, k]`` is a per-sample
-        mask ``(N, H, W)`` that :func:`panda_lightning.editing.local_edit` takes.
+        mask ``(N, H, W)`` that :func:`panda_lightning.functional.editing.local_edit` takes.
     """
     _check_activations(Z)
     if centroids.ndim != 2 or centroids.shape[1] != Z.shape[1]:
@@ -321,7 +321,7 @@ def cluster_masks(Z: Tensor, centroids: Tensor, spherical: bool = False) -> Tens
 def cluster_parts(masks: Tensor) -> Tensor:
     """Global parts ``(H W, K)``: how often each position falls in each cluster over the samples,
     in ``[0, 1]``, laid out as PandA's parts ``P`` so that
-    :func:`panda_lightning.editing.part_mask` turns a column into a mask."""
+    :func:`panda_lightning.functional.editing.part_mask` turns a column into a mask."""
     if masks.ndim != 4:
         raise ValueError(f"masks has shape {tuple(masks.shape)}; it must be (N, K, H, W) from cluster_masks.")
     return rearrange(masks.mean(dim=0), "k h w -> (h w) k")

@@ -1,0 +1,24 @@
+"""panda-lightning: parts and appearances of a pretrained GAN's layers (PandA) in Lightning.
+
+Rooms: ``functional`` (the math on tensors, no Lightning), ``fitting`` (the LightningModule and
+its optimiser), ``datamodules`` (the frozen generator's activations), ``callbacks`` (pictures),
+``generators`` (pretrained generators and layer hooks), ``cli`` (the ``panda`` command),
+``metrics`` (torchmetrics metrics) and ``images`` (picture helpers).
+"""
+
+from typing import Any
+
+__all__ = ["PandA", "GeneratorActivations"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import panda_lightning.functional` does not import Lightning.
+    if name == "PandA":
+        from panda_lightning.fitting.module import PandA
+
+        return PandA
+    if name == "GeneratorActivations":
+        from panda_lightning.datamodules import GeneratorActivations
+
+        return GeneratorActivations
+    raise AttributeError(f"module 'panda_lightning' has no attribute {name!r}")

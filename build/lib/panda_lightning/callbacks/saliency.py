@@ -1,0 +1,35 @@
+"""Render the saliency maps of the first appearances on a few fixed generated images."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch import Tensor
+
+from panda_lightning.callbacks.rendering import FixedSamplePicture
+from panda_lightning.functional.editing import saliency_maps
+from panda_lightning.images import saliency_grid, to_unit_range
+
+
+class SaliencyMaps(FixedSamplePicture):
+    """``m_ik = a_k^T Z_i`` for the first ``num_appearances`` appearances (Sec. 5.1.2): one row
+    per image; grey is 0, white the most of appearance k in these images, black the least
+    (TensorBoard image ``saliency``, ``saliency.png``).
+
+    Args:
+        num_appearances: appearances shown, the first ones (the HOSVD orders them by energy).
+        **kwargs: as :class:`callbacks.rendering.FixedSamplePicture`.
+    """
+
+    tag = "saliency"
+
+    def __init__(self, num_appearances: int = 6, **kwargs):
+        super().__init__(**kwargs)
+        if num_appearances < 1:
+            raise ValueError(f"num_appearances={num_appearances} must be a positive integer.")
+        self.num_appearances = num_appearances
+
+    def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
+        shown = pl_module.appearances.detach()[:, : self.num_appearances]
+        maps = saliency_maps(datamodule.activations(latents).float(), shown).cpu()
+        images = to_unit_range(datamodule.generate(latents).float().cpu())
+        return saliency_grid(images, maps)

@@ -1,0 +1,76 @@
+"""The ``panda`` command: LightningCLI over PandA and the generator-activations DataModule."""
+
+from __future__ import annotations
+
+import warnings
+
+from jsonargparse import ArgumentParser
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from torch import nn
+
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.cli.inspection import ConfiguredGenerator
+from panda_lightning.cli.trainer import PandATrainer
+from panda_lightning.generators import GaussianLatents
+from panda_lightning.fitting.module import PandA
+
+
+DESCRIPTION = (
+    "Fit PandA (parts and appearances of a pretrained GAN's layer) with Lightning. "
+    "Start with: panda fit --config configs/dcgan_faces.yaml"
+)
+
+
+class PandACLI(LightningCLI):
+    """``panda fit --config configs/dcgan_faces.yaml``; ``panda fit --help`` lists every option."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # No validation or test data: fit, then the picture subcommands of PandATrainer.
+        pictures = {name: {"model", "datamodule"} for name in ("edit", "remove", "saliency", "rewrite", "rank", "refine")}
+        return {"fit": LightningCLI.subcommands()["fit"], **pictures, "layers": {"model", "datamodule"}}
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # The parameters' shapes come from the generator's layer, not from the user.
+        parser.link_arguments("data.feature_shape", "model.feature_shape", apply_on="instantiate")
+        parser.link_arguments("data.layer", "model.layer")
+
+    def instantiate_classes(self) -> None:
+        if self.subcommand != "layers":
+            super().instantiate_classes()
+            return
+        # `panda layers` is how a user chooses data.layer, so the configured one may be wrong:
+        # build the generator and its latents alone, as the DataModule and the model need the layer.
+        data = self.config.layers.data
+        parser = ArgumentParser()
+        parser.add_argument("--generator", type=nn.Module)
+        parser.add_argument("--latents", type=GaussianLatents | None)
+        built = parser.instantiate(parser.parse_object({"generator": data.generator, "latents": data.latents}))
+        sampler = GeneratorActivations.latent_sampler(built.generator, built.latents)
+        self.config_init, self.model = self.config, None
+        self.datamodule = ConfiguredGenerator(built.generator.eval(), sampler, data.layer)
+        self.trainer = self.trainer_class(logger=False, enable_checkpointing=False, enable_model_summary=False)
+
+
+def run(args: list[str] | None = None) -> PandACLI:
+    """Run the CLI on ``args`` (``sys.argv[1:]`` when None) and return it, with its trainer,
+    model and datamodule."""
+    # Our checkpoints hold the factors after each step's update, as we want; Lightning's
+    # warning about manual optimisation with every_n_train_steps does not apply.
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    return PandACLI(
+        PandA,
+        GeneratorActivations,
+        trainer_class=PandATrainer,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": DESCRIPTION},
+        args=args,
+    )
+
+
+def main() -> None:
+    """The ``panda`` console script."""
+    run()
+
+

@@ -1,0 +1,73 @@
+"""What the picture subcommands share: their common options, declared once, and loading a
+fitted checkpoint for the configured generator."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from panda_lightning import PandA
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.images import load_mask, save_png, tile, to_unit_range
+
+# The options every subcommand on a checkpoint takes, with their help (jsonargparse reads a
+# method's docstring for --help).
+SHARED_OPTIONS = {
+    "ckpt_path": "the fitted checkpoint (``panda fit`` writes it, as ``last.ckpt``).",
+    "seed": "seed of the samples' latents.",
+    "output": "the PNG to write.",
+    "weights_only": "as in ``fit``: how to load the checkpoint.",
+}
+
+Command = TypeVar("Command", bound=Callable)
+
+
+def documents_shared_options(command: Command) -> Command:
+    """Add the help of the shared options ``command`` takes to the end of its docstring's Args."""
+    taken = [name for name in inspect.signature(command).parameters if name in SHARED_OPTIONS]
+    lines = "".join(f"\n            {name}: {SHARED_OPTIONS[name]}" for name in taken)
+    command.__doc__ = (command.__doc__ or "").rstrip() + lines + "\n        "
+    return command
+
+
+def load_fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, weights_only: bool | None) -> PandA:
+    """The checkpoint's model, on the generator's device, after checking it fits the generator's layer."""
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path!r} is not a file; pass the checkpoint written by `panda fit`.")
+    fitted = type(model).load_from_checkpoint(ckpt_path, map_location=datamodule.device, weights_only=weights_only)
+    shape, layer = tuple(fitted.hparams.feature_shape), fitted.hparams.get("layer")
+    if shape != tuple(datamodule.feature_shape) or (layer is not None and layer != datamodule.layer):
+        raise ValueError(
+            f"ckpt_path={ckpt_path!r} holds factors of layer {layer!r} with activations {shape}, but the "
+            f"configured generator's layer {datamodule.layer!r} gives {tuple(datamodule.feature_shape)}: "
+            "use the config the checkpoint was fitted with (its config.yaml sits beside the logs)."
+        )
+    return fitted.eval()
+
+
+def load_if_path(where: int | str) -> int | Tensor:
+    """A part index as it is; a mask file read."""
+    return load_mask(where) if isinstance(where, str) else where
+
+
+def before_after(
+    datamodule: GeneratorActivations, latents: Tensor, edit: Callable[[Tensor], Tensor], output: str, what: str
+) -> Path:
+    original, (edited,) = datamodule.generate_with_edits(latents, [edit])
+    original, edited = to_unit_range(original.float().cpu()), to_unit_range(edited.float().cpu())
+    difference = (edited - original).abs().sum(dim=1, keepdim=True)
+    difference = (difference / difference.amax().clamp_min(1e-12)).expand_as(original)
+    rank_zero_info(f"{what}: mean absolute change per pixel {(edited - original).abs().mean().item():.4f}")
+    return write(tile(torch.stack([original, edited, difference], dim=1)), output)
+
+
+def write(picture: Tensor, output: str) -> Path:
+    path = save_png(picture, output)
+    rank_zero_info(f"wrote {path}")
+    return path

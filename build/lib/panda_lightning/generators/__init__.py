@@ -1,0 +1,17 @@
+"""Generator adapters: the only place that knows about a particular architecture.
+
+An adapter is an ``nn.Module`` whose ``forward(latents)`` returns images in ``[-1, 1]``, which
+samples its own latents, conditioning included, with ``sample_latents(num_samples, generator)``
+and, optionally, runs the generator from a layer's output on with ``forward_from(layer, Z)``
+(edits then skip the layers before it). Any other ``nn.Module`` can be used through
+:class:`GaussianLatents` in the DataModule; :func:`load_weights` loads a user's checkpoint with an
+error that names what does not match.
+"""
+
+from panda_lightning.generators.biggan import BigGAN
+from panda_lightning.generators.face_dcgan import FACE_DCGAN_INSTALL, FaceDCGAN
+from panda_lightning.generators.latents import GaussianLatents
+from panda_lightning.generators.style import StyleGenerator
+from panda_lightning.generators.weights import load_weights
+
+__all__ = ["BigGAN", "FACE_DCGAN_INSTALL", "FaceDCGAN", "GaussianLatents", "StyleGenerator", "load_weights"]

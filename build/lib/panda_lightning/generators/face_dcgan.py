@@ -1,0 +1,57 @@
+"""The pretrained 64x64 face DCGAN of ``gan-face-generate``."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import torch
+from torch import Tensor, nn
+
+from panda_lightning.generators.latents import GaussianLatents
+
+FACE_DCGAN_INSTALL = "pip install --no-deps gan-face-generate==1.1.1"
+
+
+class FaceDCGAN(nn.Module):
+    """The pretrained 64x64 face DCGAN of ``gan-face-generate==1.1.1`` (DigiFace1M, MIT).
+
+    Layers worth decomposing are the ReLU outputs ``main.5`` (256 x 8 x 8), ``main.8``
+    (128 x 16 x 16) and ``main.11`` (64 x 32 x 32).
+
+    Args:
+        pretrained: load the bundled weights; ``False`` keeps the random initialisation.
+    """
+
+    latent_dim = 100
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        try:
+            from gan_face_generate import models
+        except ImportError as error:
+            raise ImportError(
+                f"FaceDCGAN needs the package gan-face-generate; install it with `{FACE_DCGAN_INSTALL}` "
+                "(--no-deps: its declared dependencies are not needed)."
+            ) from error
+        generator = models.Generator(0, 3, self.latent_dim, 64)
+        if pretrained:
+            weights = resources.files("gan_face_generate") / "weights.tar"
+            with resources.as_file(weights) as path:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            generator.load_state_dict(state["netG_state_dict"])
+        # Keep the wrapped model's own layer names ("main.8"), as users know them.
+        self.main = generator.main
+        self._latents = GaussianLatents([self.latent_dim, 1, 1])
+
+    def sample_latents(self, num_samples: int, generator: torch.Generator) -> Tensor:
+        return self._latents(num_samples, generator)
+
+    def forward(self, latents: Tensor) -> Tensor:
+        return self.main(latents)
+
+    def forward_from(self, layer: str, activations: Tensor) -> Tensor:
+        """The images from the output of ``layer`` on, without the layers before it."""
+        prefix, _, index = layer.partition(".")
+        if prefix != "main" or not index.isdigit() or not 0 <= int(index) < len(self.main):
+            raise ValueError(f"layer={layer!r} must be one of main.0 to main.{len(self.main) - 1}.")
+        return self.main[int(index) + 1 :](activations)
