@@ -31,7 +31,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -ra -m 'not slow'
 
 benchmark: setup
-	$(BIN)/python benchmarks/gradients.py
+	$(BIN)/python -m benchmarks.gradients
 
 # MediaPipe's face landmarks for the locality table, in their own environment: mediapipe 0.10.21
 # pins numpy<2 and the main environment has numpy 2.
@@ -43,9 +43,11 @@ $(EVAL_VENV)/.installed: benchmarks/requirements-eval.txt
 	touch $@
 
 # The paper's Table 2 on the face DCGAN: PandA against SeFa, GANSpace and k-means parts (~35 min),
-# with pictures of the regions and of each method's chosen edits in runs/locality_table/.
+# with pictures of the regions and of each method's chosen edits, and the results as JSON, in
+# runs/locality_table/.
 locality-table: setup eval-env
-	$(BIN)/python benchmarks/locality_table.py --eval_python $(EVAL_VENV)/bin/python --pictures runs/locality_table
+	$(BIN)/python -m benchmarks.locality --eval_python $(EVAL_VENV)/bin/python --pictures runs/locality_table \
+		--json runs/locality_table/table.json
 
 tensorboard: setup
 	$(BIN)/tensorboard --logdir runs

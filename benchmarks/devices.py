@@ -1,6 +1,6 @@
 """Steps per second of the default fit on 1 and 2 CPU processes and, where there is one, a GPU.
 
-    python benchmarks/devices.py [--config configs/dcgan_faces.yaml] [--layer main.8]
+    python -m benchmarks.devices [--config configs/dcgan_faces.yaml] [--layer main.8]
 
 Each setting runs the config to convergence in a fresh process (``panda fit`` with the config's
 callbacks, checkpoints and pictures), with the same global batch split over the processes, so
@@ -61,7 +61,7 @@ def worker(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.devices", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/dcgan_faces.yaml")
     parser.add_argument("--layer", default=None, help="override the config's data.layer")
     parser.add_argument("--batch_size", type=int, default=64, help="global batch, split over the processes")
@@ -79,8 +79,9 @@ def main() -> None:
           f"{torch.cuda.device_count()} CUDA device(s); config {args.config} {' '.join(rest)}, global batch {args.batch_size}")
     print(" accelerator devices batch/process | steps  command s  train loop s  steps/s | threads/process  device")
     for accelerator, devices in settings():
-        command = [sys.executable, __file__, "--worker", "--config", args.config, "--accelerator", accelerator,
-                   "--devices", str(devices), "--batch_size", str(args.batch_size), *rest]
+        # A module, as this one: Lightning's DDP launcher starts the other processes with `-m` as well.
+        command = [sys.executable, "-m", "benchmarks.devices", "--worker", "--config", args.config,
+                   "--accelerator", accelerator, "--devices", str(devices), "--batch_size", str(args.batch_size), *rest]
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         seconds = time.perf_counter() - start

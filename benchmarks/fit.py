@@ -1,6 +1,6 @@
 """Fit the default config at each layer, then 10x longer, and compare their held-out errors.
 
-    python benchmarks/fit.py [--config configs/dcgan_faces.yaml] [--layers main.5 main.8 main.11]
+    python -m benchmarks.fit [--config configs/dcgan_faces.yaml] [--layers main.5 main.8 main.11]
                              [--factor 10] [--held-out 512] [--model.appearance_rank 32 ...]
 
 For each layer, prints: steps, wall time of the whole fit (HOSVD initialisation and
@@ -22,8 +22,8 @@ import time
 import torch
 from einops import rearrange
 
-from panda_lightning.datamodules.latent_stream import latents_for
 from panda_lightning.cli import run as panda
+from panda_lightning.datamodules.latent_stream import latents_for
 from panda_lightning.functional.factorization import orthogonality_error
 from panda_lightning.metrics import RelativeError
 
@@ -65,7 +65,7 @@ def row(name: str, result: dict[str, float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fit", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/dcgan_faces.yaml")
     parser.add_argument("--layers", nargs="+", default=["main.5", "main.8", "main.11"])
     parser.add_argument("--factor", type=int, default=10, help="0 skips the longer runs")

@@ -1,6 +1,6 @@
 """Time PandA's factored gradients against the paper's Eq. 4-5 evaluated left to right.
 
-    python benchmarks/gradients.py [--repeats 5]
+    python -m benchmarks.gradients [--repeats 5]
 
 Both compute the gradients with respect to P and A on the same tensors in the same run; the
 script prints each time (median of the repeats), the ratio, and the largest difference of the
@@ -14,8 +14,8 @@ import platform
 
 import torch
 
+from benchmarks.timing import median_seconds
 from panda_lightning.functional.factorization import loss_and_appearance_gradient, loss_and_parts_gradient
-from timing import median_seconds  # benchmarks/timing.py
 
 CASES = [  # N, C, H, W, R_C, R_S
     (16, 64, 32, 32, 64, 8),
@@ -40,7 +40,7 @@ def left_to_right(Z, A, P):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gradients", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     repeats = parser.parse_args().repeats
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, float32, median of {repeats}")

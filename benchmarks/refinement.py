@@ -1,6 +1,6 @@
 """Time and memory of parts refinement (Sec. 4.2-4.3, Alg. 2) at sizes where W_i is S x S.
 
-    python benchmarks/refinement.py [--neighbours 16] [--steps 100] [--repeats 5]
+    python -m benchmarks.refinement [--neighbours 16] [--steps 100] [--repeats 5]
 
 (a) The mutual-kNN refinement of one sample at S = 128 x 128, C = R_C = 512, R_S = 16, on a
     synthetic tensor: its time, the process's resident memory before and at its peak (ru_maxrss)
@@ -21,12 +21,12 @@ import time
 
 import torch
 
+from benchmarks.timing import median_seconds
 from panda_lightning.functional.refinement import (
     low_rank_refinement_loss_and_gradient,
     mutual_knn_affinity,
     refine_parts,
 )
-from timing import median_seconds  # benchmarks/timing.py
 
 FULL_CASES = [(32, 32), (64, 64)]  # H, W; with C = R_C = 512, R_S = 16
 CHANNELS, APPEARANCES, PARTS = 512, 512, 16
@@ -124,7 +124,7 @@ def full_refinement(args, generator) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.refinement", description=__doc__.splitlines()[0])
     parser.add_argument("--neighbours", type=int, default=16)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)

@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: timing a call."""
+"""What the benchmarks share: timing a call."""
 
 from __future__ import annotations
 

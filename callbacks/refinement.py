@@ -6,8 +6,8 @@ import lightning as L
 from torch import Tensor
 
 from panda_lightning.callbacks.rendering import FixedSamplePicture
-from panda_lightning.images import refinement_grid, to_unit_range
 from panda_lightning.functional.refinement import AFFINITIES
+from panda_lightning.images import refinement_grid, to_unit_range
 
 
 class RefinedParts(FixedSamplePicture):

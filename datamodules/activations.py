@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader
 
 from panda_lightning.datamodules.latent_stream import (
     HELD_OUT_STREAM,
-    LatentSampler,
     PREVIEW_STREAM,
     VALIDATION_STREAM,
+    LatentSampler,
     LatentStream,
     latents_for,
 )

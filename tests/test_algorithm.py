@@ -4,6 +4,9 @@ the step sizes for Lightning."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -202,3 +205,19 @@ def test_the_optimizer_writes_an_iteration_and_checkpoints_step_sizes_and_lr():
 def test_bad_lr_is_named(lr, message):
     with pytest.raises(ValueError, match=message):
         BlockCoordinateDescent(torch.nn.Parameter(torch.ones(1)), None, lr=lr)
+
+
+def test_the_readmes_algorithm_1_loop_fits_planted_factors_without_lightning():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    loop = re.search(r"usable without Lightning:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    generator = torch.Generator().manual_seed(0)
+    planted_A, _ = torch.linalg.qr(torch.randn(6, 6, generator=generator, dtype=torch.float64))
+    planted_P = torch.nn.functional.one_hot(torch.arange(16) % 4, 4).double() / 2  # 4 stripes, unit columns
+    batches = [planted_A @ torch.randn(8, 6, 4, generator=generator, dtype=torch.float64) @ planted_P.T for _ in range(300)]
+    A = project_orthonormal_(torch.randn(6, 6, generator=generator, dtype=torch.float64))
+    P = random_parts(16, 4, generator).double()
+    namespace = {"batches": batches, "A": A, "P": P}
+    exec(loop, namespace)
+    held_out = planted_A @ torch.randn(64, 6, 4, generator=generator, dtype=torch.float64) @ planted_P.T
+    assert RelativeReconstructionError(held_out)(A, P) > 0.5  # where it started...
+    assert RelativeReconstructionError(held_out)(namespace["A"], namespace["P"]) < 1e-4  # ...and where it ends

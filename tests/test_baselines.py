@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.baselines import (
+from benchmarks.locality.baselines import (
     GANSpace,
     channel_fibres,
     cluster_masks,

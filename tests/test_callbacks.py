@@ -8,9 +8,9 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 
+from panda_lightning import PandA
 from panda_lightning.callbacks import EditGrid, PartsOverlay, SaliencyMaps
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning import PandA
 
 
 def _fit(tmp_path, generator, callbacks, logger):

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from PIL import Image
 
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
-
 from panda_lightning import PandA
+from panda_lightning.cli import run
 from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.images import save_png
-from panda_lightning.cli import run
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -47,7 +46,7 @@ def fitted(tmp_path_factory):
     panda = Path(sys.executable).parent / "panda"
     done = subprocess.run([str(panda), *_fit_args(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    (log_dir,) = (tmp_path / "runs" / "dcgan_faces").glob("version_*")
+    (log_dir,) = (tmp_path / "runs" / "panda").glob("version_*")
     return log_dir
 
 
@@ -78,7 +77,7 @@ def test_readme_python_example_runs_on_a_fitted_checkpoint(fitted):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     example = re.search(r"From Python, with a fitted checkpoint.*?```python\n(.*?)```", readme, re.S).group(1)
     namespace: dict = {}
-    exec(example.replace("runs/dcgan_faces/version_0/checkpoints/last.ckpt", str(fitted / "checkpoints" / "last.ckpt")), namespace)
+    exec(example.replace("runs/panda/version_0/checkpoints/last.ckpt", str(fitted / "checkpoints" / "last.ckpt")), namespace)
     assert namespace["edited"].shape == (8, 3, 64, 64) and namespace["scores"].shape == (8, 8)
 
 
@@ -186,7 +185,7 @@ def _start_long_fit(tmp_path, devices):
     args = _fit_args(tmp_path, "--trainer.max_steps", "100000", "--model.stop_when_converged", "false", *processes)
     log = tmp_path / "fit.log"  # a file, not a pipe: a full pipe would block the fit
     process = subprocess.Popen([str(panda), *args], stdout=subprocess.DEVNULL, stderr=log.open("w"))
-    checkpoints = tmp_path / "runs" / "dcgan_faces" / "version_0" / "checkpoints"
+    checkpoints = tmp_path / "runs" / "panda" / "version_0" / "checkpoints"
     deadline = time.monotonic() + 120
     while not (checkpoints / "epoch=0-step=100.ckpt").exists():
         if process.poll() is not None or time.monotonic() > deadline:

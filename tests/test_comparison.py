@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from benchmarks.comparison import matched_strength
+from benchmarks.locality.comparison import matched_strength
 
 
 @pytest.mark.parametrize("power", [1.0, 0.5, 2.0, 3.0])

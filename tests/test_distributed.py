@@ -11,9 +11,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from panda_lightning import PandA
 from panda_lightning.callbacks import PartsOverlay, RefinedParts
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning import PandA
 
 
 def _fit(root, generator, devices, batch_size, max_steps=6, ckpt_path=None, callbacks=()):

@@ -3,18 +3,16 @@ exactly, and MediaPipe on the face generator's samples where its environment exi
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 
 import numpy as np
 import pytest
 import torch
+
+from benchmarks import face_regions
 from conftest import ROOT
 
-SCRIPT = ROOT / "benchmarks" / "face_regions.py"
-spec = importlib.util.spec_from_file_location("face_regions", SCRIPT)
-face_regions = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(face_regions)
+SCRIPT = ROOT / "benchmarks" / "face_regions.py"  # run as a script by the MediaPipe environment
 
 
 def test_the_convex_hull_keeps_the_corners_only_counter_clockwise():

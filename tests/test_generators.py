@@ -10,10 +10,11 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
-from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning import PandA
 from panda_lightning.cli import run
+from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.generators import BigGAN, FaceDCGAN, StyleGenerator, load_weights
 from panda_lightning.generators.layers import activations_at
 from panda_lightning.metrics import roir
@@ -152,7 +153,7 @@ def test_style_generator_blocks_return_features_and_rgb():
 
 
 def test_own_generator_weights_are_those_its_config_describes():
-    loaded = StyleGenerator(latent_dim=32, channels=32, checkpoint=str(CONFIGS / "own_generator_weights.pt"))
+    loaded = StyleGenerator(latent_dim=32, channels=32, checkpoint=str(CONFIGS.parent / "tests" / "data" / "own_generator_weights.pt"))
     expected = StyleGenerator(latent_dim=32, channels=32, seed=1).state_dict()
     assert all(torch.equal(tensor, expected[name]) for name, tensor in loaded.state_dict().items())
 
@@ -218,7 +219,7 @@ def test_panda_fit_runs_each_config(config, tmp_path, capsys):
         "--trainer.default_root_dir", str(tmp_path),
     ])
     assert cli.trainer.global_step == 12 and cli.model.hparams.layer == layer
-    (log_dir,) = (tmp_path / "runs" / config).glob("version_*")
+    (log_dir,) = (tmp_path / "runs" / "panda").glob("version_*")
     assert (log_dir / "checkpoints" / "last.ckpt").is_file() and (log_dir / "parts.png").is_file()
     capsys.readouterr()
     run(["layers", "--config", str(log_dir / "config.yaml")])  # the config a fit writes lists its layers too
@@ -230,3 +231,17 @@ def test_a_generator_class_that_cannot_be_imported_is_named(capsys):
         run(["layers", "--config", str(CONFIGS / "own_generator.yaml"), "--data.generator.class_path", "my_package.MyGenerator"])
     error = capsys.readouterr().err
     assert "Problem with given class_path 'my_package.MyGenerator'" in error and "No module named 'my_package'" in error
+
+
+def test_every_generators_config_shares_one_trainer(capsys):
+    """The trainer, its logger and its callbacks are written once (configs/trainer.yaml) and
+    every generator's config resolves to exactly them."""
+    trainers = {}
+    for config in ["dcgan_faces", *CONFIGURED]:
+        with pytest.raises(SystemExit):
+            run(["fit", "--config", str(CONFIGS / f"{config}.yaml"), "--print_config"])
+        trainers[config] = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    shared = yaml.safe_load((CONFIGS / "trainer.yaml").read_text())
+    assert all(trainer == trainers["dcgan_faces"] for trainer in trainers.values())
+    assert [c["class_path"] for c in trainers["dcgan_faces"]["callbacks"]] == [c["class_path"] for c in shared["callbacks"]]
+    assert trainers["dcgan_faces"]["logger"]["init_args"]["name"] == shared["logger"]["init_args"]["name"]

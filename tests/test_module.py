@@ -9,8 +9,8 @@ import torch
 from einops import rearrange
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning import PandA
+from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.functional.editing import part_mask
 from panda_lightning.functional.factorization import (
     channel_scatter,

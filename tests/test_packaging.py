@@ -3,11 +3,13 @@ callbacks) into site-packages and nothing else; the math imports no Lightning.""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT
 
 SUBPACKAGES = ("callbacks", "cli", "datamodules", "fitting", "functional", "generators")
@@ -15,9 +17,12 @@ SUBPACKAGES = ("callbacks", "cli", "datamodules", "fitting", "functional", "gene
 
 @pytest.mark.slow
 def test_pip_install_puts_one_top_level_package_with_every_room(tmp_path):
-    target = tmp_path / "site-packages"
+    # From a copy of the checkout: setuptools builds in the source tree (build/).
+    source, target = tmp_path / "source", tmp_path / "site-packages"
+    ignored = shutil.ignore_patterns(".*", "build", "runs", "scratch", "*.egg-info", "__pycache__", "*.ckpt")
+    shutil.copytree(ROOT, source, ignore=ignored)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(ROOT)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
         check=True, capture_output=True, text=True, timeout=300,
     )
     installed = {path.name for path in target.iterdir() if not path.name.endswith((".dist-info", ".egg-info"))} - {"bin"}

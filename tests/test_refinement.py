@@ -9,8 +9,8 @@ from panda_lightning.functional.factorization import loss_and_parts_gradient, pr
 from panda_lightning.functional.refinement import (
     graph_affinity,
     low_rank_refinement_loss_and_gradient,
-    mutual_knn_graph,
     mutual_knn_affinity,
+    mutual_knn_graph,
     refine_parts,
     refinement_loss_and_gradient,
 )

@@ -8,12 +8,11 @@ from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from torch import nn
 
-from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.cli.inspection import ConfiguredGenerator
 from panda_lightning.cli.trainer import PandATrainer
-from panda_lightning.generators import GaussianLatents
+from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
-
+from panda_lightning.generators import GaussianLatents
 
 DESCRIPTION = (
     "Fit PandA (parts and appearances of a pretrained GAN's layer) with Lightning. "

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from panda_lightning.fitting.optimizer import BlockCoordinateDescent
-from panda_lightning.functional.algorithm import LineSearch, RelativeReconstructionError, algorithm_1_step
+from panda_lightning.functional.algorithm import RelativeReconstructionError, algorithm_1_step
 from panda_lightning.functional.convergence import ConvergenceTracker
 from panda_lightning.functional.editing import local_edit, mask_at_layer, part_mask
 from panda_lightning.functional.factorization import (
@@ -26,8 +26,6 @@ from panda_lightning.functional.factorization import (
 from panda_lightning.functional.refinement import refine_parts
 from panda_lightning.functional.validation import check_float, check_int
 from panda_lightning.metrics import RelativeError
-
-_ROUNDING_ULPS = 8
 
 
 class PandA(L.LightningModule):
@@ -151,7 +149,7 @@ class PandA(L.LightningModule):
             # onto A^T A = I. It writes nothing until it has finished, so an error or Ctrl+C midway
             # leaves the factors (and a checkpoint written then) at step `global_step`.
             iteration = algorithm_1_step(
-                objective, self.appearances, self.parts, optimizer.step_sizes(), optimizer.max_step_sizes(), self._line_search
+                objective, self.appearances, self.parts, optimizer.step_sizes(), optimizer.max_step_sizes()
             )
         optimizer.step(iteration=iteration)  # writes the factors and step sizes: one global_step
 
@@ -168,11 +166,6 @@ class PandA(L.LightningModule):
             batch_size=batch_size,
         )
         self.log("error", iteration.relative_error, prog_bar=True, logger=False, batch_size=batch_size)
-
-    @property
-    def _line_search(self) -> LineSearch:
-        # The relative error is a difference of terms of order 1: rises within their rounding are no rises.
-        return LineSearch(rounding=_ROUNDING_ULPS * torch.finfo(self.parts.dtype).eps)
 
     def configure_optimizers(self) -> BlockCoordinateDescent:
         return BlockCoordinateDescent(

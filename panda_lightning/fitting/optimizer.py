@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
@@ -56,6 +57,7 @@ class BlockCoordinateDescent(Optimizer):
         for group in self.param_groups:
             group["lr"] /= 2
 
+    @torch.no_grad()
     def step(self, closure: Any = None, iteration: Iteration | None = None) -> None:  # type: ignore[override]
         """Write ``iteration``'s factors and step sizes. ``closure`` is Lightning's (its hooks)."""
         if closure is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from panda_lightning.functional.factorization import (
@@ -126,6 +127,9 @@ def projected_gradient_step(
     )
 
 
+ROUNDING_ULPS = 8
+
+
 class StepSizes(NamedTuple):
     """A step size per block of Algorithm 1; ``appearances=None``: no A step (with ``R_C = C``
     and ``A`` orthonormal, ``A A^T = I`` and the objective does not depend on ``A``)."""
@@ -149,7 +153,7 @@ def algorithm_1_step(
     P: Tensor,
     step_sizes: StepSizes,
     max_step_sizes: StepSizes,
-    line_search: LineSearch = LineSearch(),
+    line_search: LineSearch | None = None,
 ) -> Iteration:
     """One iteration of Algorithm 1: a P step projected onto ``P >= 0``, then an A step, with the
     new ``P``, projected onto ``A^T A = I`` (the polar factor, Sec. 3.3).
@@ -159,11 +163,15 @@ def algorithm_1_step(
         A: ``(C, R_C)`` with orthonormal columns; P: ``(S, R_S)``, non-negative. Not modified.
         step_sizes: each block's current step size; ``appearances=None`` skips the A step.
         max_step_sizes: each block's largest step size (``lr``).
-        line_search: see :class:`LineSearch`.
+        line_search: see :class:`LineSearch`; by default its ``rounding`` allows
+            ``ROUNDING_ULPS`` units in the last place of ``P``'s dtype, as the relative error is
+            a difference of terms of order 1 (an exact fit would otherwise find no step).
 
     Returns:
         An :class:`Iteration`: the new factors, the error before the step and the next step sizes.
     """
+    if line_search is None:
+        line_search = LineSearch(rounding=ROUNDING_ULPS * torch.finfo(P.dtype).eps)
     relative_error, gradient = objective.with_parts_gradient(A, P)
     P, parts_step = projected_gradient_step(
         lambda P: objective(A, P), P, relative_error, gradient, step_sizes.parts, max_step_sizes.parts,

@@ -1,6 +1,6 @@
 """ROIR (Eq. 13) of part edits on the bundled face generator: how local PandA's edits are.
 
-    python benchmarks/locality.py --ckpt_path runs/dcgan_faces/version_0/checkpoints/last.ckpt
+    python -m benchmarks.part_locality --ckpt_path runs/dcgan_faces/version_0/checkpoints/last.ckpt
         [--samples 256] [--appearances 1 2 3] [--alpha 3.0] [--refine full|mutual_knn] [--num_neighbours 16]
 
 For each part k and appearance j, edits ``--samples`` held-out samples at part k with
@@ -8,9 +8,11 @@ appearance j and measures ROIR with the part as the region of interest: the part
 the image and thresholded at half its maximum. Prints mean +- std over samples and
 appearances, per part, with the median, the part's share of the image (ROIR scores a global
 change by about sqrt((1 - share) / share), so small parts score high for the same leak), and how
-many edits left their region unchanged (a change inside of norm < 1e-3: ROIR meaningless and
-huge; left out of mean, std and median). With ``--refine``, each sample is edited at its own
-refined part (Sec. 4.2-4.3), which is then its region of interest.
+many edits left their region unchanged (the locality table's rule,
+:func:`benchmarks.locality.protocol.roir_and_unchanged`: an RMS change inside below 1e-4,
+images in ``[0, 1]``; ROIR is meaningless and huge there, so they are left out of mean, std and
+median). With ``--refine``, each sample is edited at its own refined part (Sec. 4.2-4.3), which
+is then its region of interest.
 """
 
 from __future__ import annotations
@@ -20,16 +22,16 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from panda_lightning.datamodules import GeneratorActivations
+from benchmarks.locality.protocol import roir_and_unchanged
 from panda_lightning import PandA
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.functional.refinement import AFFINITIES
 from panda_lightning.generators import FaceDCGAN
 from panda_lightning.images import to_unit_range
-from panda_lightning.metrics import roir_ratios
-from panda_lightning.functional.refinement import AFFINITIES
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.part_locality", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_path", required=True)
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--appearances", type=int, nargs="+", default=[1, 2, 3])
@@ -58,9 +60,9 @@ def main() -> None:
             original, edited_batches = datamodule.generate_with_edits(latents, edits)
             original = to_unit_range(original)
             for edited in map(to_unit_range, edited_batches):
-                inside = (region * (edited - original)).flatten(1).norm(dim=1)
-                unchanged += int((inside < 1e-3).sum())
-                ratios.append(roir_ratios(original, edited, region)[inside >= 1e-3])
+                ratio, _, untouched = roir_and_unchanged(original, edited, region)
+                unchanged += int(untouched.sum())
+                ratios.append(ratio[~untouched])
         ratios = torch.cat(ratios)
         print(
             f"{part:>4} {sum(shares) / len(shares):>6.1%} | {ratios.mean().item():>6.3f} +- {ratios.std().item():<6.3f} "

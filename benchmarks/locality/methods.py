@@ -1,0 +1,195 @@
+"""The methods of the locality table, each trained on the frozen generator, timed, and turned
+into candidate edits: SeFa from the first layer's weight, GANSpace from PCA at ``main.2``,
+spherical k-means of the channel fibres at ``main.8`` (Collins et al.), and PandA fits
+(Algorithm 1, to convergence), at their global parts, refined parts or the regions' own masks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from benchmarks.face_regions import REGIONS
+from benchmarks.locality.baselines import (
+    channel_fibres,
+    cluster_masks,
+    edit_latents,
+    ganspace_directions,
+    kmeans,
+    latent_weight,
+    sefa_directions,
+)
+from benchmarks.locality.protocol import SEED, TRAINING_STREAM, Candidate, Method, Samples
+from panda_lightning import PandA
+from panda_lightning.cli.trainer import PandATrainer
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.datamodules.latent_stream import latents_for
+from panda_lightning.functional.editing import local_edit, mask_at_layer, part_mask
+from panda_lightning.generators import FaceDCGAN
+from panda_lightning.generators.layers import activations_at
+from panda_lightning.images import to_unit_range
+
+FIT_SEED = 0  # of every PandA fit
+
+
+def at_layer(generator: FaceDCGAN, layer: str, latents: Tensor) -> Tensor:
+    """``Z: (N, C, H, W)`` at ``layer``; the layers after it do not run."""
+    return activations_at(generator, layer, lambda: generator(latents))
+
+
+def layer_activations(generator: FaceDCGAN, layer: str, samples: Samples) -> Tensor:
+    """The samples' ``Z`` at ``layer``, computed once per set of samples."""
+    return samples.cached(("activations", layer), lambda: at_layer(generator, layer, samples.latents))
+
+
+def signed(label: str, sign: int) -> str:
+    return f"{label} {'+' if sign > 0 else '-'}"
+
+
+# -- edits in latent space and at a layer ----------------------------------------------------
+
+
+def latent_method(name: str, generator: FaceDCGAN, directions: Tensor, seconds: float) -> Method:
+    """Edits ``G(z + alpha n)`` along each direction, both ways."""
+
+    def edit(direction: Tensor) -> Callable[[Samples, float], Tensor]:
+        return lambda samples, alpha: to_unit_range(generator(edit_latents(samples.latents, direction, alpha)))
+
+    candidates = [
+        Candidate(signed(f"direction {i}", sign), edit(sign * direction.float()))
+        for i, direction in enumerate(directions)
+        for sign in (1, -1)
+    ]
+    return Method(name, seconds, candidates)
+
+
+def layer_method(
+    name: str,
+    generator: FaceDCGAN,
+    layer: str,
+    appearances: Tensor,
+    masks: Callable[[Samples], Tensor],
+    num_masks: int,
+    scale: float,
+    seconds: float,
+    mask_label: str = "part",
+    region_masks: bool = False,
+) -> Method:
+    """Edits ``Z + alpha s a_j m^T`` at a layer (Sec. 3.3.1), for every mask ``m`` and appearance
+    ``a_j``, both ways; ``s`` is a typical position's activation norm, so strengths compare
+    across layers. ``masks(samples)`` gives ``(num_masks, H, W)`` or per sample
+    ``(N, num_masks, H, W)``; with ``region_masks``, mask ``r`` is region ``r``'s own."""
+
+    def edit(mask_index: int, appearance: int, sign: int) -> Callable[[Samples, float], Tensor]:
+        def edited(samples: Samples, alpha: float) -> Tensor:
+            Z = layer_activations(generator, layer, samples)
+            mask = samples.cached((name, "masks"), lambda: masks(samples))[..., mask_index, :, :]
+            changed = local_edit(Z, appearances, [(mask, appearance, sign * alpha * scale)])
+            return to_unit_range(generator.forward_from(layer, changed))
+
+        return edited
+
+    candidates = [
+        Candidate(
+            signed(f"{mask_label} {REGIONS[k] if region_masks else k}, appearance {j}", sign),
+            edit(k, j, sign),
+            region=REGIONS[k] if region_masks else None,
+        )
+        for k in range(num_masks)
+        for j in range(appearances.shape[1])
+        for sign in (1, -1)
+    ]
+    return Method(name, seconds, candidates)
+
+
+# -- the methods, trained and timed ----------------------------------------------------------
+
+
+def train_sefa(generator: FaceDCGAN, num_directions: int) -> Method:
+    start = time.perf_counter()
+    directions = sefa_directions(latent_weight(generator.main[0]), num_directions)
+    return latent_method(f"SeFa ({num_directions} directions)", generator, directions, time.perf_counter() - start)
+
+
+def train_ganspace(generator: FaceDCGAN, num_directions: int, num_samples: int, layer: str = "main.2") -> Method:
+    start = time.perf_counter()
+    latents = latents_for(generator.sample_latents, SEED, TRAINING_STREAM, range(num_samples))
+    activations = torch.cat([at_layer(generator, layer, chunk).flatten(1) for chunk in latents.split(1024)])
+    directions = ganspace_directions(latents, activations, num_directions)
+    seconds = time.perf_counter() - start
+    return latent_method(f"GANSpace ({layer}, {num_directions} directions)", generator, directions, seconds)
+
+
+def train_kmeans(generator: FaceDCGAN, layer: str, num_clusters: int, num_samples: int, num_appearances: int) -> Method:
+    """Spherical k-means of the fibres (Collins et al.); a sample's mask ``k`` is where its
+    fibres fall in cluster ``k``, and the appearances are the unit centroids of the
+    ``num_appearances`` largest clusters."""
+    start = time.perf_counter()
+    latents = latents_for(generator.sample_latents, SEED, TRAINING_STREAM, range(num_samples))
+    Z = at_layer(generator, layer, latents)
+    centroids = kmeans(channel_fibres(Z), num_clusters, generator=torch.Generator().manual_seed(SEED), spherical=True)
+    sizes = cluster_masks(Z, centroids, spherical=True).sum(dim=(0, 2, 3))
+    appearances = centroids[sizes.argsort(descending=True)[:num_appearances]].T
+    scale = channel_fibres(Z).norm(dim=1).square().mean().sqrt().item()
+    seconds = time.perf_counter() - start
+
+    def masks(samples: Samples) -> Tensor:
+        return cluster_masks(layer_activations(generator, layer, samples), centroids, spherical=True)
+
+    return layer_method(
+        f"k-means parts ({layer}, {num_clusters} clusters)", generator, layer, appearances, masks, num_clusters,
+        scale, seconds, mask_label="cluster",
+    )
+
+
+def fit_panda(generator: FaceDCGAN, layer: str, parts_rank: int, max_steps: int) -> tuple[PandA, float]:
+    """Algorithm 1 to convergence (at most ``max_steps``), as ``make fit`` runs it, timed."""
+    L.seed_everything(FIT_SEED, verbose=False)
+    data = GeneratorActivations(generator, layer=layer, batch_size=64)
+    model = PandA(data.feature_shape, layer=layer, parts_rank=parts_rank)
+    trainer = PandATrainer(  # validates every 100 steps and stops on the held-out error, as `panda fit`
+        accelerator="cpu", devices=1, max_steps=max_steps, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(model, data)
+    return model.eval(), time.perf_counter() - start
+
+
+def panda_method(
+    generator: FaceDCGAN, model: PandA, seconds: float, num_appearances: int, refine: str | None = None,
+    at_regions: bool = False,
+) -> Method:
+    """PandA's edits with its first ``num_appearances`` appearances: at its global parts, at
+    each sample's refined parts (``refine``: the affinity), or at each region's own mask
+    (``at_regions``: pixel-level control, which takes the region as given, as LowRankGAN does)."""
+    layer = model.hparams.layer
+    _, height, width = model.hparams.feature_shape
+    parts_rank = model.parts.shape[1]
+    appearances = model.appearances.detach()[:, :num_appearances]
+
+    if at_regions:
+        def masks(samples: Samples) -> Tensor:
+            return torch.stack([mask_at_layer(samples.regions[:, r], height, width) for r in range(len(REGIONS))], 1)
+
+        return layer_method(
+            f"PandA ({layer}, at the region's mask)", generator, layer, appearances, masks, len(REGIONS),
+            model.activation_scale.item(), seconds, mask_label="mask", region_masks=True,
+        )
+
+    name = f"PandA ({layer}, {parts_rank} parts)"
+    if refine is None:
+        def masks(samples: Samples) -> Tensor:
+            return torch.stack([part_mask(model.parts.detach(), k, height, width) for k in range(parts_rank)])
+    else:
+        name = f"PandA ({layer}, {parts_rank} parts, refined: {refine})"
+
+        def masks(samples: Samples) -> Tensor:
+            refined = model.refine(layer_activations(generator, layer, samples), refine)
+            return torch.stack([part_mask(refined, k, height, width) for k in range(parts_rank)], 1)
+
+    return layer_method(name, generator, layer, appearances, masks, parts_rank, model.activation_scale.item(), seconds)
