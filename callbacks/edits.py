@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from panda_lightning.callbacks.rendering import FixedSamplePicture
+from panda_lightning.functional.validation import check_float, check_int
 from panda_lightning.images import tile, to_unit_range
 
 
@@ -25,12 +26,8 @@ class EditGrid(FixedSamplePicture):
 
     def __init__(self, num_appearances: int = 6, alpha: float = 3.0, **kwargs):
         super().__init__(**kwargs)
-        if num_appearances < 1:
-            raise ValueError(f"num_appearances={num_appearances} must be a positive integer.")
-        if not torch.isfinite(torch.tensor(alpha)):
-            raise ValueError(f"alpha={alpha} must be a finite number.")
-        self.num_appearances = num_appearances
-        self.alpha = alpha
+        self.num_appearances = check_int("num_appearances", num_appearances, low=1)
+        self.alpha = check_float("alpha", alpha)
 
     def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
         appearances = range(min(self.num_appearances, pl_module.appearances.shape[1]))

@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
+from panda_lightning.functional.validation import check_int
 from panda_lightning.images import save_png
 
 
@@ -29,12 +30,8 @@ class FixedSamplePicture(L.Callback):
 
     def __init__(self, num_samples: int = 4, every_n_steps: int = 0, seed: int = 1234, filename: str | None = None):
         super().__init__()
-        if num_samples < 1:
-            raise ValueError(f"num_samples={num_samples} must be a positive integer.")
-        if every_n_steps < 0:
-            raise ValueError(f"every_n_steps={every_n_steps} must be 0 (only at the end) or more.")
-        self.num_samples = num_samples
-        self.every_n_steps = every_n_steps
+        self.num_samples = check_int("num_samples", num_samples, low=1)
+        self.every_n_steps = check_int("every_n_steps", every_n_steps, low=0, why="0: only at the end of the fit")
         self.seed = seed
         self.filename = filename or f"{self.tag}.png"
         self.last_path: Path | None = None

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from panda_lightning.callbacks.rendering import FixedSamplePicture
 from panda_lightning.functional.editing import saliency_maps
+from panda_lightning.functional.validation import check_int
 from panda_lightning.images import saliency_grid, to_unit_range
 
 
@@ -24,9 +25,7 @@ class SaliencyMaps(FixedSamplePicture):
 
     def __init__(self, num_appearances: int = 6, **kwargs):
         super().__init__(**kwargs)
-        if num_appearances < 1:
-            raise ValueError(f"num_appearances={num_appearances} must be a positive integer.")
-        self.num_appearances = num_appearances
+        self.num_appearances = check_int("num_appearances", num_appearances, low=1)
 
     def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
         shown = pl_module.appearances.detach()[:, : self.num_appearances]

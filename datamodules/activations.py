@@ -18,6 +18,7 @@ from panda_lightning.datamodules.latent_stream import (
     LatentStream,
     latents_for,
 )
+from panda_lightning.functional.validation import check_int
 from panda_lightning.generators import GaussianLatents
 from panda_lightning.generators.layers import activations_at, feature_shape, resolve_layer, with_replaced_output
 
@@ -55,17 +56,10 @@ class GeneratorActivations(L.LightningDataModule):
         val_samples: int = 512,
     ):
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be a positive integer.")
-        if num_workers < 0:
-            raise ValueError(f"num_workers={num_workers} must be 0 or more.")
-        if seed < 0:
-            raise ValueError(f"seed={seed} must be a non-negative integer.")
-        if val_samples < 1:
-            raise ValueError(
-                f"val_samples={val_samples} must be a positive integer; to fit without validation, "
-                "set trainer.limit_val_batches=0 (the fit then runs to max_steps)."
-            )
+        check_int("batch_size", batch_size, low=1)
+        check_int("num_workers", num_workers, low=0)
+        check_int("seed", seed, low=0)
+        check_int("val_samples", val_samples, low=1, why="to fit without validation, set trainer.limit_val_batches=0")
         self.generator = generator.eval().requires_grad_(False)
         self.layer = layer
         resolve_layer(generator, layer)  # a wrong name fails here, listing the valid ones

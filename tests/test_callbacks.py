@@ -62,7 +62,7 @@ def test_a_zero_strength_edit_leaves_the_generated_image_unchanged(tmp_path, tin
     "make, message",
     [
         (lambda: PartsOverlay(num_samples=0), "num_samples=0 must be a positive integer"),
-        (lambda: SaliencyMaps(every_n_steps=-1), r"every_n_steps=-1 must be 0 \(only at the end\) or more"),
+        (lambda: SaliencyMaps(every_n_steps=-1), r"every_n_steps=-1 must be a non-negative integer \(0: only at the end of the fit\)"),
         (lambda: SaliencyMaps(num_appearances=0), "num_appearances=0 must be a positive integer"),
         (lambda: EditGrid(alpha=float("inf")), "alpha=inf must be a finite number"),
     ],

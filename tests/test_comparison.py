@@ -46,11 +46,11 @@ def test_no_change_at_all_is_not_a_match():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"target": 0.0}, r"target=0.0 must be a positive number"),
-        ({"target": float("nan")}, r"target=nan must be a positive number"),
-        ({"initial": -1.0}, r"initial=-1.0 must be a positive number"),
-        ({"rtol": 0}, r"rtol=0 must be a positive number"),
-        ({"max_evaluations": 1}, r"max_evaluations=1 must be an integer of 2 or more"),
+        ({"target": 0.0}, r"target=0.0 must be a positive finite number"),
+        ({"target": float("nan")}, r"target=nan must be a positive finite number"),
+        ({"initial": -1.0}, r"initial=-1.0 must be a positive finite number"),
+        ({"rtol": 0}, r"rtol=0 must be a positive finite number"),
+        ({"max_evaluations": 1}, r"max_evaluations=1 must be an integer of at least 2"),
         ({"max_strength": 0.5}, r"max_strength=0.5 must be at least initial=1.0"),
     ],
 )

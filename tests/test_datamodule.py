@@ -114,9 +114,9 @@ def test_validation_samples_are_fixed_their_own_and_split_over_ranks(tiny_genera
     "kwargs, message",
     [
         ({"batch_size": 0}, "batch_size=0 must be a positive integer"),
-        ({"num_workers": -1}, "num_workers=-1 must be 0 or more"),
+        ({"num_workers": -1}, "num_workers=-1 must be a non-negative integer"),
         ({"seed": -3}, "seed=-3 must be a non-negative integer"),
-        ({"val_samples": 0}, "val_samples=0 must be a positive integer; to fit without validation, set trainer.limit_val_batches=0"),
+        ({"val_samples": 0}, r"val_samples=0 must be a positive integer \(to fit without validation, set trainer.limit_val_batches=0\)"),
         ({"layer": "main.99"}, r"layer='main\.99' is not a sub-module.*Valid layers"),
     ],
 )

@@ -118,7 +118,7 @@ def test_biggan_weights_of_another_architecture_are_refused_naming_the_differenc
          r"Give any class by its index \(0 to 999\); known names: goldfish, "),
         ({"classes": [1000]}, r"class 1000 is out of range: ImageNet indices are 0 to 999"),
         ({"classes": []}, r"classes=\[\] must name at least one ImageNet class"),
-        ({"truncation": 1.5}, r"truncation=1\.5 must be in \(0, 1\]"),
+        ({"truncation": 1.5}, r"truncation=1\.5 must be a finite number in \(0, 1\]"),
         ({"config": {"chanel_width": 8}}, r"config has unknown fields \['chanel_width'\]; BigGANConfig's are \[.*'channel_width'"),
     ],
 )

@@ -22,12 +22,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from panda_lightning.functional.factorization import largest_entries_positive
-
-
-def _check_count(name: str, value: int, largest: int, why: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= largest:
-        raise ValueError(f"{name}={value!r} must be an integer from 1 to {largest} ({why}).")
-    return value
+from panda_lightning.functional.validation import check_float, check_int
 
 
 def _flatten_samples(name: str, tensor: Tensor) -> Tensor:
@@ -85,7 +80,7 @@ def sefa_directions(weight: Tensor, num_directions: int, normalise_columns: bool
     if weight.ndim != 2:
         raise ValueError(f"weight has shape {tuple(weight.shape)}; it must be (D, F) from latent_weight.")
     latent_dim = weight.shape[0]
-    _check_count("num_directions", num_directions, latent_dim, f"the latent has D = {latent_dim} dimensions")
+    check_int("num_directions", num_directions, low=1, high=latent_dim, why=f"the latent has D = {latent_dim} dimensions")
     weight = weight.double()
     if normalise_columns:
         weight = weight / weight.norm(dim=0, keepdim=True).clamp_min(torch.finfo(weight.dtype).tiny)
@@ -133,11 +128,12 @@ def _check_ganspace_inputs(latents: Tensor, activations: Tensor) -> tuple[Tensor
 
 def _check_ganspace_count(num_directions: int, latent_dim: int, num_features: int, num_samples: int) -> None:
     largest = min(latent_dim, num_features, num_samples - 1)
-    _check_count(
+    check_int(
         "num_directions",
         num_directions,
-        max(largest, 0),
-        f"at most the latent's D = {latent_dim} dimensions, the activations' F = {num_features} and the "
+        low=1,
+        high=max(largest, 0),
+        why=f"at most the latent's D = {latent_dim} dimensions, the activations' F = {num_features} and the "
         f"samples less one, N - 1 = {num_samples - 1}",
     )
 
@@ -272,9 +268,8 @@ def kmeans(
     """
     if points.ndim != 2:
         raise ValueError(f"points has shape {tuple(points.shape)}; it must be (M, C), one point per row.")
-    _check_count("num_clusters", num_clusters, points.shape[0], f"there are M = {points.shape[0]} points")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations={iterations!r} must be a positive integer.")
+    check_int("num_clusters", num_clusters, low=1, high=points.shape[0], why=f"there are M = {points.shape[0]} points")
+    check_int("iterations", iterations, low=1)
     if spherical:
         points = _unit_rows(points)
     centroids = _kmeans_plus_plus(points, num_clusters, generator)
@@ -342,6 +337,5 @@ def edit_latents(latents: Tensor, direction: Tensor, alpha: float) -> Tensor:
             f"direction has {direction.numel()} entries (shape {tuple(direction.shape)}); one latent "
             f"{tuple(latent_shape)} has {math.prod(latent_shape)}."
         )
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
-        raise ValueError(f"alpha={alpha!r} must be a finite number.")
+    alpha = check_float("alpha", alpha)
     return latents + alpha * direction.reshape(latent_shape).to(latents)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from panda_lightning.functional.validation import check_float, check_int
+
 
 def matched_strength(
     change_at: Callable[[float], float],
@@ -49,12 +51,10 @@ def matched_strength(
             non-finite change.
     """
     for name, value in (("target", target), ("initial", initial), ("rtol", rtol)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name}={value!r} must be a positive number.")
+        check_float(name, value, low=0, low_inclusive=False)
     if not max_strength >= initial:
         raise ValueError(f"max_strength={max_strength!r} must be at least initial={initial!r}.")
-    if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, int) or max_evaluations < 2:
-        raise ValueError(f"max_evaluations={max_evaluations!r} must be an integer of 2 or more.")
+    check_int("max_evaluations", max_evaluations, low=2)
 
     seen: list[tuple[float, float]] = []
 

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from panda_lightning.functional.validation import check_float
 from panda_lightning.generators.imagenet import imagenet_index
 from panda_lightning.generators.weights import load_weights
 
@@ -54,8 +55,7 @@ class BigGAN(nn.Module):
             from pytorch_pretrained_biggan import BigGAN as PackageBigGAN
         except ImportError as error:
             raise ImportError(f"BigGAN needs the package pytorch-pretrained-biggan; install it with `{BIGGAN_INSTALL}`.") from error
-        if not 0 < truncation <= 1:
-            raise ValueError(f"truncation={truncation} must be in (0, 1].")
+        check_float("truncation", truncation, low=0, high=1, low_inclusive=False)
         self.config = _biggan_config(config)
         classes = classes if isinstance(classes, list) else [classes]
         if not classes:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from panda_lightning.functional.validation import check_int
 from panda_lightning.generators.latents import GaussianLatents
 from panda_lightning.generators.weights import load_weights
 
@@ -115,8 +116,7 @@ class StyleGenerator(nn.Module):
         if resolution < 4 or resolution & (resolution - 1):
             raise ValueError(f"resolution={resolution} must be a power of 2 from 4 on (4, 8, 16, 32, ...).")
         for name, value in [("latent_dim", latent_dim), ("channels", channels), ("mapping_layers", mapping_layers)]:
-            if value < 1:
-                raise ValueError(f"{name}={value} must be a positive integer.")
+            check_int(name, value, low=1)
         self._latents = GaussianLatents([latent_dim])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
