@@ -36,4 +36,8 @@ class EditGrid(FixedSamplePicture):
         original, edited = datamodule.generate_with_edits(latents[:1], edits)
         rows = torch.cat(edited).view(-1, len(appearances), *original.shape[1:])  # (parts, appearances, 3, H, W)
         columns = torch.cat([original.expand(rows.shape[0], 1, *original.shape[1:]), rows], dim=1)
-        return tile(to_unit_range(columns.float().cpu()))
+        return tile(
+            to_unit_range(columns.float().cpu()),
+            rows=[f"part {part}" for part in range(rows.shape[0])],
+            columns=["unedited", *(f"appearance {j}, x{self.alpha:g}" for j in appearances)],
+        )

@@ -36,4 +36,5 @@ class RefinedParts(FixedSamplePicture):
             for affinity in AFFINITIES
         ]
         images = to_unit_range(datamodule.generate(latents).float().cpu())
-        return refinement_grid(images, [pl_module.parts.detach(), *refined], height, width)
+        labels = ["global parts", *(f"refined: {affinity}" for affinity in AFFINITIES)]
+        return refinement_grid(images, [pl_module.parts.detach(), *refined], height, width, labels)

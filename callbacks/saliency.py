@@ -31,4 +31,4 @@ class SaliencyMaps(FixedSamplePicture):
         shown = pl_module.appearances.detach()[:, : self.num_appearances]
         maps = saliency_maps(datamodule.activations(latents).float(), shown).cpu()
         images = to_unit_range(datamodule.generate(latents).float().cpu())
-        return saliency_grid(images, maps)
+        return saliency_grid(images, maps, appearances=range(shown.shape[1]))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,9 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from panda_lightning.files import write_atomically
 from panda_lightning.functional.editing import part_mask
 
 
@@ -67,18 +68,24 @@ def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor
     grey = images.mean(dim=1, keepdim=True).expand_as(images)
     columns = [images, _segmentation_over(images, masks)]
     columns += [grey * (1 - 0.7 * mask) + 0.7 * mask * colour.view(3, 1, 1) for mask, colour in zip(masks[:, None], colours)]
-    return tile(torch.stack(columns, dim=1))
+    labels = ["image", "all parts", *(f"part {k}" for k in range(len(colours)))]
+    return tile(torch.stack(columns, dim=1), columns=labels, column_colours=[None, None, *colours])
 
 
-def refinement_grid(images: Tensor, parts: Sequence[Tensor], height: int, width: int) -> Tensor:
+def refinement_grid(
+    images: Tensor, parts: Sequence[Tensor], height: int, width: int, labels: Sequence[str] | None = None
+) -> Tensor:
     """The layout of the paper's Fig. 8, ``(3, H_grid, W_grid)``: one column per image; the images,
     then a row of parts over them for each of ``parts`` (global ``(S, R_S)`` or refined
-    ``(N, S, R_S)``), each pixel in the colour of its strongest part."""
+    ``(N, S, R_S)``), each pixel in the colour of its strongest part; ``labels`` name the rows
+    of ``parts``."""
     rows = [images] + [segmentation_overlay(images, each, height, width) for each in parts]
-    return tile(torch.stack(rows))
+    return tile(torch.stack(rows), rows=None if labels is None else ["images", *labels])
 
 
-def saliency_grid(images: Tensor, saliency: Tensor, located: Tensor | None = None) -> Tensor:
+def saliency_grid(
+    images: Tensor, saliency: Tensor, located: Tensor | None = None, appearances: Sequence[int] | None = None
+) -> Tensor:
     """A picture ``(3, H_grid, W_grid)``: one row per image; the image, then for each appearance
     its saliency map (grey at 0, scaled by the appearance's largest magnitude in these images)
     and, given ``located``, the image lit where the appearance is localised.
@@ -87,17 +94,21 @@ def saliency_grid(images: Tensor, saliency: Tensor, located: Tensor | None = Non
         images: ``(N, 3, H_img, W_img)`` in ``[0, 1]``.
         saliency: ``(N, K, h, w)`` from :func:`panda_lightning.functional.editing.saliency_maps`.
         located: ``(N, K, h, w)`` booleans from :func:`panda_lightning.functional.editing.localise`.
+        appearances: the index of each of the ``K`` appearances, for the labels; ``0, ..., K-1`` by default.
     """
     size = images.shape[-2:]
     scale = saliency.abs().amax(dim=(0, 2, 3), keepdim=True).clamp_min(torch.finfo(saliency.dtype).tiny)
     grey = F.interpolate((saliency / scale + 1) / 2, size=size, mode="nearest")
     lit = None if located is None else F.interpolate(located.float(), size=size, mode="nearest")
-    columns = [images]
-    for k in range(saliency.shape[1]):
+    indices = list(range(saliency.shape[1])) if appearances is None else list(appearances)
+    columns, labels = [images], ["image"]
+    for k, index in enumerate(indices):
         columns.append(grey[:, k : k + 1].expand_as(images))
+        labels.append(f"appearance {index}")
         if lit is not None:
             columns.append(images * (0.2 + 0.8 * lit[:, k : k + 1]))
-    return tile(torch.stack(columns, dim=1))
+            labels.append(f"{index} located")
+    return tile(torch.stack(columns, dim=1), columns=labels)
 
 
 def load_mask(path: str | os.PathLike) -> Tensor:
@@ -110,23 +121,75 @@ def load_mask(path: str | os.PathLike) -> Tensor:
     return torch.from_numpy(grey)
 
 
-def tile(cells: Tensor, padding: int = 2) -> Tensor:
-    """Cells ``(rows, cols, 3, H, W)`` into one ``(3, H_grid, W_grid)`` picture on white."""
-    cells = F.pad(cells, (padding,) * 4, value=1.0)
-    return rearrange(cells, "r c ch h w -> ch (r h) (c w)")
+READABLE_SIZE = 128  # cells smaller than this are enlarged (nearest) by a whole factor
+LABEL_SIZE = 13  # font size of the labels, in pixels
+_MARGIN = 6
+HEADER_HEIGHT = LABEL_SIZE + 2 * _MARGIN  # the strip of column labels above a grid
+
+
+def enlarged(cells: Tensor, size: int = READABLE_SIZE) -> Tensor:
+    """Cells ``(..., 3, H, W)`` enlarged by the smallest whole factor that makes their sides at
+    least ``size`` (nearest neighbour: every pixel of the generator stays a visible square)."""
+    factor = max(1, math.ceil(size / min(cells.shape[-2:])))
+    if factor == 1:
+        return cells
+    return cells.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+
+
+def tile(
+    cells: Tensor,
+    padding: int = 2,
+    rows: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    column_colours: Tensor | Sequence[Tensor | None] | None = None,
+) -> Tensor:
+    """Cells ``(rows, cols, 3, H, W)`` into one ``(3, H_grid, W_grid)`` picture on white,
+    enlarged to a readable size, with each row's label at its left and each column's above it;
+    a column's label is drawn on its colour when ``column_colours`` gives one (the parts' legend)."""
+    cells = F.pad(enlarged(cells), (padding,) * 4, value=1.0)
+    grid = rearrange(cells, "r c ch h w -> ch (r h) (c w)")
+    if rows is None and columns is None:
+        return grid
+    num_rows, num_columns, _, height, width = cells.shape
+    for name, labels, count in (("rows", rows, num_rows), ("columns", columns, num_columns)):
+        if labels is not None and len(labels) != count:
+            raise ValueError(f"{name} has {len(labels)} labels for {count} {name} of cells.")
+    font = _font()
+    left = 0 if rows is None else label_width(rows)
+    top = 0 if columns is None else HEADER_HEIGHT
+    canvas = Image.new("RGB", (left + grid.shape[2], top + grid.shape[1]), "white")
+    canvas.paste(_to_pil(grid), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    for i, label in enumerate(rows or []):
+        draw.text((_MARGIN // 2, top + i * height + height // 2), label, fill="black", font=font, anchor="lm")
+    colours = list(column_colours) if column_colours is not None else [None] * num_columns
+    for j, label in enumerate(columns or []):
+        x0, colour = left + j * width, colours[j]
+        text = "black"
+        if colour is not None:
+            fill = tuple(int(round(255 * float(c))) for c in colour)
+            draw.rectangle((x0 + padding, 0, x0 + width - padding - 1, top - 1), fill=fill)
+            text = "black" if sum(fill) > 380 else "white"
+        draw.text((x0 + width // 2, top // 2), label, fill=text, font=font, anchor="mm")
+    return torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255).permute(2, 0, 1)
+
+
+def label_width(rows: Sequence[str]) -> int:
+    """The width of the strip of row labels at the left of a grid, in pixels."""
+    font = _font()
+    return _MARGIN + max(math.ceil(font.getlength(label)) for label in rows)
+
+
+def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    # Pillow's own font: no font file needed (a bitmap one where Pillow lacks FreeType).
+    return ImageFont.load_default(size=LABEL_SIZE)
+
+
+def _to_pil(image: Tensor) -> Image.Image:
+    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    return Image.fromarray(np.ascontiguousarray(rearrange(pixels, "c h w -> h w c").cpu().numpy()))
 
 
 def save_png(image: Tensor, path: str | os.PathLike) -> Path:
     """Write ``image: (3, H, W)`` in ``[0, 1]`` to ``path`` atomically (a temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8)
-    array = np.ascontiguousarray(rearrange(pixels, "c h w -> h w c").cpu().numpy())
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png.tmp", delete=False) as file:
-        try:
-            Image.fromarray(array).save(file, format="PNG")
-        except BaseException:
-            os.unlink(file.name)
-            raise
-    os.replace(file.name, path)
-    return path
+    return write_atomically(path, lambda file: _to_pil(image).save(file, format="PNG"))

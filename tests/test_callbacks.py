@@ -11,6 +11,7 @@ from PIL import Image
 from panda_lightning import PandA
 from panda_lightning.callbacks import EditGrid, PartsOverlay, SaliencyMaps
 from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.images import HEADER_HEIGHT, label_width
 
 
 def _fit(tmp_path, generator, callbacks, logger):
@@ -27,12 +28,13 @@ def _fit(tmp_path, generator, callbacks, logger):
 def test_each_callback_writes_its_png_and_tensorboard_image(tmp_path, tiny_generator):
     pictures = [PartsOverlay(num_samples=2, every_n_steps=2), SaliencyMaps(num_samples=2, num_appearances=3, every_n_steps=2), EditGrid(num_appearances=2)]
     _, trainer = _fit(tmp_path, tiny_generator, pictures, TensorBoardLogger(tmp_path, name="tb"))
-    # 16x16 images with 2 px padding on each side: 20 px a cell.
-    expected = {"parts.png": (2 + 3, 2), "saliency.png": (1 + 3, 2), "edits.png": (1 + 2, 3)}
+    # 16x16 images enlarged 8 times, with 2 px padding on each side: 132 px a cell; a header of
+    # column labels, and the edits' row labels at the left.
+    expected = {"parts.png": (2 + 3, 2, 0), "saliency.png": (1 + 3, 2, 0), "edits.png": (1 + 2, 3, label_width(["part 0"]))}
     for callback in pictures:
         with Image.open(callback.last_path) as picture:
-            columns, rows = expected[callback.last_path.name]
-            assert picture.size == (20 * columns, 20 * rows)
+            columns, rows, left = expected[callback.last_path.name]
+            assert picture.size == (left + 132 * columns, HEADER_HEIGHT + 132 * rows)
         assert callback.last_path.parent == tmp_path / "tb" / "version_0"
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -19,9 +19,10 @@ from PIL import Image
 from panda_lightning import PandA
 from panda_lightning.cli import run
 from panda_lightning.cli.trainer import PandATrainer
-from panda_lightning.images import save_png
+from panda_lightning.images import HEADER_HEIGHT, label_width, save_png
 
 CONFIGS = Path(__file__).parents[1] / "configs"
+CELL = 2 + 128 + 2  # a 64 px image enlarged twice, with its padding
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +60,7 @@ def test_fit_writes_checkpoint_tensorboard_logs_and_pictures(fitted):
     assert model.parts.shape == (256, 8) and (model.parts >= 0).all() and bool(model.initialised)
     # One row per sample; columns: image, all parts, and each of the 8 parts (64 px + padding).
     with Image.open(log_dir / "parts.png") as picture:
-        assert picture.size == (10 * 68, 6 * 68)
+        assert picture.size == (10 * CELL, HEADER_HEIGHT + 6 * CELL)
     assert (log_dir / "saliency.png").is_file() and (log_dir / "edits.png").is_file()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -69,7 +70,7 @@ def test_fit_writes_checkpoint_tensorboard_logs_and_pictures(fitted):
     )
     assert {"parts", "saliency", "edits", "refined_parts"} <= set(events.Tags()["images"])
     with Image.open(log_dir / "refined_parts.png") as picture:  # Fig. 8: samples, global, full, mutual kNN
-        assert picture.size == (4 * 68, 4 * 68)
+        assert picture.size == (label_width(["refined: mutual_knn"]) + 4 * CELL, 4 * CELL)
 
 
 @pytest.mark.slow
@@ -90,14 +91,14 @@ def _picture_args(fitted, subcommand, *extra):
 @pytest.mark.parametrize(
     "subcommand, extra, size",
     [
-        ("edit", ["--edits", "[[0, 5, 3.0], [2, 1, -2.0]]", "--num_samples", "2"], (3 * 68, 2 * 68)),
-        ("rewrite", ["--source", "1", "--target", "4", "--num_samples", "3"], (3 * 68, 3 * 68)),
-        ("remove", ["--where", "0", "--num_samples", "2"], (3 * 68, 2 * 68)),
-        ("remove", ["--where", "0", "--appearance", "2", "--num_samples", "2"], (3 * 68, 2 * 68)),
-        ("saliency", ["--appearances", "[0, 3]", "--num_samples", "2", "--threshold_samples", "64"], (5 * 68, 2 * 68)),
-        ("rank", ["--appearance", "2", "--part", "0", "--num_samples", "32", "--show", "4"], (4 * 68, 2 * 68)),
-        ("refine", ["--num_samples", "3", "--steps", "20"], (3 * 68, 4 * 68)),  # Fig. 8: 4 rows
-        ("edit", ["--edits", "[[0, 5, 3.0]]", "--num_samples", "2", "--refine", "mutual_knn"], (3 * 68, 2 * 68)),
+        ("edit", ["--edits", "[[0, 5, 3.0], [2, 1, -2.0]]", "--num_samples", "2"], (3 * CELL, HEADER_HEIGHT + 2 * CELL)),
+        ("rewrite", ["--source", "1", "--target", "4", "--num_samples", "3"], (3 * CELL, HEADER_HEIGHT + 3 * CELL)),
+        ("remove", ["--where", "0", "--num_samples", "2"], (3 * CELL, HEADER_HEIGHT + 2 * CELL)),
+        ("remove", ["--where", "0", "--appearance", "2", "--num_samples", "2"], (3 * CELL, HEADER_HEIGHT + 2 * CELL)),
+        ("saliency", ["--appearances", "[0, 3]", "--num_samples", "2", "--threshold_samples", "64"], (5 * CELL, HEADER_HEIGHT + 2 * CELL)),
+        ("rank", ["--appearance", "2", "--part", "0", "--num_samples", "32", "--show", "4"], (label_width(["highest"]) + 4 * CELL, 2 * CELL)),
+        ("refine", ["--num_samples", "3", "--steps", "20"], (label_width(["refined: mutual_knn"]) + 3 * CELL, 4 * CELL)),  # Fig. 8: 4 rows
+        ("edit", ["--edits", "[[0, 5, 3.0]]", "--num_samples", "2", "--refine", "mutual_knn"], (3 * CELL, HEADER_HEIGHT + 2 * CELL)),
     ],
 )
 def test_picture_subcommands_write_their_png(fitted, tmp_path, subcommand, extra, size):
@@ -115,8 +116,9 @@ def test_an_edit_at_a_hand_drawn_mask_changes_the_image_there(fitted, tmp_path):
     output = tmp_path / "edit.png"
     edits = f"[['{tmp_path / 'mask.png'}', 3, 5.0]]"
     run(_picture_args(fitted, "edit", "--edits", edits, "--num_samples", "2", "--output", str(output)))
-    with Image.open(output) as picture:  # the third column of the first row: the difference
-        difference = torch.tensor(np.asarray(picture.convert("L")), dtype=torch.float32)[2:66, 2 * 68 + 2 : 2 * 68 + 66]
+    with Image.open(output) as picture:  # the third column of the first row: the difference, enlarged twice
+        pixels = torch.tensor(np.asarray(picture.convert("L")), dtype=torch.float32)
+        difference = pixels[HEADER_HEIGHT + 2 : HEADER_HEIGHT + 130 : 2, 2 * CELL + 2 : 2 * CELL + 130 : 2]
     inside = difference[8:24, 40:56].mean()
     outside = torch.cat([difference[:, :32].flatten(), difference[32:, :].flatten()]).mean()
     assert inside > 5 * outside
@@ -142,6 +144,44 @@ def test_an_edit_at_a_hand_drawn_mask_changes_the_image_there(fitted, tmp_path):
 def test_picture_subcommands_name_bad_input(fitted, tmp_path, extra, message):
     with pytest.raises(ValueError, match=message):
         run(_picture_args(fitted, "edit", "--output", str(tmp_path / "x.png"), *extra))
+
+
+def _console(*args, env=None):
+    panda = Path(sys.executable).parent / "panda"  # the installed console script
+    return subprocess.run([str(panda), *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.slow
+def test_the_console_script_says_bad_input_in_one_line_with_status_2(fitted, tmp_path):
+    checkpoint = fitted / "checkpoints" / "last.ckpt"
+    picture = tmp_path / "picture.ckpt"
+    picture.write_bytes((Path(__file__).parents[1] / "docs" / "parts.png").read_bytes())
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(checkpoint.read_bytes()[:5000])
+    weights = tmp_path / "weights.ckpt"
+    torch.save({"parts": torch.zeros(3)}, weights)
+    common = ["--config", str(fitted / "config.yaml"), "--output", str(tmp_path / "x.png")]
+    cases = {
+        "picture": (["saliency", *common, "--ckpt_path", str(picture), "--appearances", "[0]"],
+                    rf"ckpt_path='{picture}' is not a checkpoint written by `panda fit`: torch.save writes a zip archive"),
+        "truncated": (["saliency", *common, "--ckpt_path", str(truncated), "--appearances", "[0]"],
+                      rf"ckpt_path='{truncated}' is not a checkpoint written by `panda fit`.*cut short"),
+        "weights": (["rank", *common, "--ckpt_path", str(weights), "--appearance", "0"],
+                    rf"ckpt_path='{weights}' is not a checkpoint of `panda fit`: it has no state_dict or hyper_parameters"),
+        "resume": (["fit", "--config", str(fitted / "config.yaml"), "--ckpt_path", str(truncated)], r"cut short"),
+        "part": (["edit", *common, "--ckpt_path", str(checkpoint), "--edits", "[[9, 0, 1.0]]"],
+                 r"part=9 must be an integer from 0 to 7 \(an index into the 8 parts\)"),
+        "layer": (["edit", *common, "--ckpt_path", str(checkpoint), "--data.layer", "main.11", "--edits", "[[0, 1, 1.0]]"],
+                  rf"ckpt_path='{checkpoint}' holds factors of layer 'main\.8'"),
+    }
+    for name, (args, message) in cases.items():
+        result = _console(*args)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert result.returncode == 2, (name, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr and len(errors) == 1, (name, result.stderr[-2000:])
+        assert re.search(message, errors[0]), (name, errors[0])
+    debugged = _console(*cases["part"][0], "--debug")
+    assert debugged.returncode == 1 and "Traceback" in debugged.stderr and "part=9 must be" in debugged.stderr
 
 
 @pytest.mark.slow

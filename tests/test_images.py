@@ -31,16 +31,45 @@ def test_refinement_grid_colours_each_sample_by_its_own_parts():
     left[[0, 2], 0], left[[1, 3], 1] = 1, 1
     right[:, 0], right[:, 1] = left[:, 1], left[:, 0]
     grid = refinement_grid(images, [left, torch.stack([left, right])], 2, 2)
-    assert grid.shape == (3, 3 * (2 + 4 + 2), 2 * (2 + 4 + 2))  # 3 rows, 2 columns of padded cells
-    cell = lambda row, column: grid[:, row * 8 + 2 : row * 8 + 6, column * 8 + 2 : column * 8 + 6]  # noqa: E731
+    # 3 rows, 2 columns of cells enlarged from 4 to 128 px, with 2 px of padding around each
+    assert grid.shape == (3, 3 * (2 + 128 + 2), 2 * (2 + 128 + 2))
+    cell = lambda row, column: grid[:, row * 132 + 2 : row * 132 + 130, column * 132 + 2 : column * 132 + 130]  # noqa: E731
     assert torch.equal(cell(1, 0), cell(1, 1))  # global parts: the same colours on both samples
     assert torch.equal(cell(2, 0), cell(1, 0)) and torch.equal(cell(2, 1), cell(1, 1).flip(-1))
 
 
 def test_parts_grid_has_a_row_per_image_and_a_column_per_part():
     grid = parts_grid(torch.rand(3, 3, 8, 8), torch.rand(16, 5), 4, 4)
-    assert grid.shape == (3, 3 * 12, (2 + 5) * 12)
+    assert grid.shape == (3, images.HEADER_HEIGHT + 3 * 132, (2 + 5) * 132)  # a header of labels, cells of 128 px
     assert 0 <= grid.min() and grid.max() <= 1
+    # The legend: each part's label is drawn on its colour.
+    for k, colour in enumerate(part_colours(5)):
+        header = grid[:, 2 : images.HEADER_HEIGHT - 2, (2 + k) * 132 + 4 : (2 + k) * 132 + 20]  # left of the text
+        assert torch.allclose(header, colour.view(3, 1, 1).expand_as(header), atol=1 / 255)
+
+
+def test_tile_enlarges_small_cells_and_draws_each_label_in_its_strip():
+    cells = torch.rand(2, 3, 3, 64, 64)
+    plain = images.tile(cells)
+    assert plain.shape == (3, 2 * 132, 3 * 132)  # 64 px enlarged twice, each pixel a 2x2 square
+    torch.testing.assert_close(plain[:, 2:130:2, 2:130:2], cells[0, 0])
+    torch.testing.assert_close(plain[:, 3:130:2, 3:130:2], cells[0, 0])
+
+    rows, columns = ["part 0", "part 1"], ["unedited", "appearance 3", "appearance 4"]
+    red = torch.tensor([1.0, 0.0, 0.0])
+    labelled = images.tile(cells, rows=rows, columns=columns, column_colours=[None, red, None])
+    left, top = images.label_width(rows), images.HEADER_HEIGHT
+    assert labelled.shape == (3, top + 2 * 132, left + 3 * 132)
+    torch.testing.assert_close(labelled[:, top:, left:], plain, atol=1 / 255, rtol=0)  # the cells, untouched
+    ink = lambda area: (area.mean(dim=0) < 0.5).sum().item()  # dark pixels: text  # noqa: E731
+    row_strips = [labelled[:, top + i * 132 : top + (i + 1) * 132, :left] for i in range(2)]
+    header_cells = [labelled[:, :top, left + j * 132 : left + (j + 1) * 132] for j in range(3)]
+    assert all(ink(strip) > 10 for strip in row_strips) and ink(labelled[:, :top, :left]) == 0
+    assert ink(header_cells[0]) > 10 and ink(header_cells[2]) > ink(header_cells[0])  # longer text, more ink
+    assert not torch.equal(row_strips[0], row_strips[1])  # "part 0" and "part 1" differ
+    assert (header_cells[1][0] > 0.9).float().mean() > 0.9  # on red: the legend's colour
+    with pytest.raises(ValueError, match="rows has 1 labels for 2 rows of cells"):
+        images.tile(cells, rows=["part 0"])
 
 
 def test_part_colours_are_distinct():

@@ -143,6 +143,7 @@ def test_the_held_out_error_is_measured_on_samples_apart_from_training(tmp_path,
     logged = trainer.callback_metrics
     torch.testing.assert_close(logged["val/relative_error"].double(), expected, rtol=1e-5, atol=0)
     assert logged["hp_metric"] == logged["val/relative_error"]
+    assert trainer.progress_bar_metrics["held_out"] == pytest.approx(logged["val/relative_error"].item())
     assert datamodule.next_batch == 4  # validation batches (and the sanity check's) are no training batches
     assert model.convergence.best == pytest.approx(expected.item(), rel=1e-5)  # the sanity check is not tracked
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,6 +13,7 @@ from torch import Tensor
 
 from benchmarks.face_regions import REGIONS
 from benchmarks.locality.protocol import Choice, Method, Samples, Scores
+from panda_lightning.files import write_atomically
 from panda_lightning.images import part_colours, save_png, tile
 
 
@@ -143,13 +142,5 @@ def results(rows: list[Row], settings: dict) -> dict:
 
 def write_json(content: dict, path: Path) -> None:
     """``content`` to ``path`` atomically: a temp file in the same folder, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".json.tmp", delete=False) as file:
-        try:
-            json.dump(content, file, indent=2, allow_nan=False)
-            file.write("\n")
-        except BaseException:
-            os.unlink(file.name)
-            raise
-    os.replace(file.name, path)
+    write_atomically(path, lambda file: file.write(json.dumps(content, indent=2, allow_nan=False) + "\n"), mode="w")
     print(f"results: {path}")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from torch import nn
 
+from panda_lightning.cli.errors import one_line_errors, read_checkpoint
 from panda_lightning.cli.inspection import ConfiguredGenerator
 from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.datamodules import GeneratorActivations
@@ -16,7 +18,8 @@ from panda_lightning.generators import GaussianLatents
 
 DESCRIPTION = (
     "Fit PandA (parts and appearances of a pretrained GAN's layer) with Lightning. "
-    "Start with: panda fit --config configs/dcgan_faces.yaml"
+    "Start with: panda fit --config configs/dcgan_faces.yaml. "
+    "An error in what you asked for prints one line; --debug (or PANDA_DEBUG=1) prints its traceback."
 )
 
 
@@ -33,6 +36,15 @@ class PandACLI(LightningCLI):
         # The parameters' shapes come from the generator's layer, not from the user.
         parser.link_arguments("data.feature_shape", "model.feature_shape", apply_on="instantiate")
         parser.link_arguments("data.layer", "model.layer")
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads a given checkpoint's hyper-parameters here, first of all: a file that
+        # is no checkpoint of ours is named in one line rather than by the unpickler's traceback.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            read_checkpoint(ckpt_path, weights_only=True)
+        super()._parse_ckpt_path()
 
     def instantiate_classes(self) -> None:
         if self.subcommand != "layers":
@@ -70,6 +82,6 @@ def run(args: list[str] | None = None) -> PandACLI:
 
 def main() -> None:
     """The ``panda`` console script."""
-    run()
+    one_line_errors(run)
 
 

@@ -59,7 +59,7 @@ class InspectionCommands:
         maps = saliency_maps(datamodule.activations(latents), shown).float().cpu()
         images = to_unit_range(datamodule.generate(latents).float().cpu())
         rank_zero_info(f"mean saliency (localisation thresholds) of appearances {appearances}: {thresholds.tolist()}")
-        return write(saliency_grid(images, maps, localise(maps, thresholds.cpu())), output)
+        return write(saliency_grid(images, maps, localise(maps, thresholds.cpu()), appearances=indices), output)
 
     @documents_shared_options
     def refine(
@@ -122,7 +122,7 @@ class InspectionCommands:
         chosen = torch.cat([order[:show], order[-show:]])
         images = to_unit_range(datamodule.generate(datamodule.held_out_latents(chosen.tolist())).float().cpu())
         rank_zero_info(f"highest scores {scores[order[:show]].tolist()}, lowest {scores[order[-show:]].tolist()}")
-        return write(tile(images.view(2, show, *images.shape[1:])), output)
+        return write(tile(images.view(2, show, *images.shape[1:]), rows=["highest", "lowest"]), output)
 
     def layers(
         self,

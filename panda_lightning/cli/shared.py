@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from panda_lightning import PandA
+from panda_lightning.cli.errors import read_checkpoint
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.images import load_mask, save_png, tile, to_unit_range
 
@@ -38,8 +39,7 @@ def documents_shared_options(command: Command) -> Command:
 
 def load_fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, weights_only: bool | None) -> PandA:
     """The checkpoint's model, on the generator's device, after checking it fits the generator's layer."""
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path!r} is not a file; pass the checkpoint written by `panda fit`.")
+    read_checkpoint(ckpt_path, **({} if weights_only is None else {"weights_only": weights_only}))
     fitted = type(model).load_from_checkpoint(ckpt_path, map_location=datamodule.device, weights_only=weights_only)
     shape, layer = tuple(fitted.hparams.feature_shape), fitted.hparams.get("layer")
     if shape != tuple(datamodule.feature_shape) or (layer is not None and layer != datamodule.layer):
@@ -64,7 +64,8 @@ def before_after(
     difference = (edited - original).abs().sum(dim=1, keepdim=True)
     difference = (difference / difference.amax().clamp_min(1e-12)).expand_as(original)
     rank_zero_info(f"{what}: mean absolute change per pixel {(edited - original).abs().mean().item():.4f}")
-    return write(tile(torch.stack([original, edited, difference], dim=1)), output)
+    columns = ["original", "edited", "difference"]
+    return write(tile(torch.stack([original, edited, difference], dim=1), columns=columns), output)
 
 
 def write(picture: Tensor, output: str) -> Path:

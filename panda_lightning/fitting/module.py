@@ -183,6 +183,7 @@ class PandA(L.LightningModule):
         error = self.held_out_error.compute()  # summed over devices
         self.held_out_error.reset()
         self.log_dict({"val/relative_error": error, "hp_metric": error})
+        self.log("held_out", error, prog_bar=True, logger=False)  # on the progress bar, beside "error"
         if self.trainer.sanity_checking:
             return
         if not self.convergence.update(error.item()):
@@ -210,6 +211,14 @@ class PandA(L.LightningModule):
                 f"(best {self.convergence.best:.5f}) was still falling by more than tol={self.hparams.tol} "
                 f"in {self.hparams.patience} validations. Raise trainer.max_steps to fit further."
             )
+
+    def teardown(self, stage: str) -> None:
+        # End a several-process fit together: each process destroys its process group after the
+        # others have finished, rather than at interpreter exit, where a gloo thread still alive
+        # can abort the process ("terminate called without an active exception").
+        if stage == "fit" and torch.distributed.is_available() and torch.distributed.is_initialized():
+            self.trainer.strategy.barrier("panda-fit-end")
+            torch.distributed.destroy_process_group()
 
     # -- using the factors ---------------------------------------------------------------------
 
