@@ -169,6 +169,8 @@ def test_the_console_script_says_bad_input_in_one_line_with_status_2(fitted, tmp
         "weights": (["rank", *common, "--ckpt_path", str(weights), "--appearance", "0"],
                     rf"ckpt_path='{weights}' is not a checkpoint of `panda fit`: it has no state_dict or hyper_parameters"),
         "resume": (["fit", "--config", str(fitted / "config.yaml"), "--ckpt_path", str(truncated)], r"cut short"),
+        "no such layer": (["fit", "--config", str(fitted / "config.yaml"), "--data.layer", "main.99"],
+                          r"layer='main\.99' is not a sub-module of FaceDCGAN\. Did you mean 'main\.9'"),
         "part": (["edit", *common, "--ckpt_path", str(checkpoint), "--edits", "[[9, 0, 1.0]]"],
                  r"part=9 must be an integer from 0 to 7 \(an index into the 8 parts\)"),
         "layer": (["edit", *common, "--ckpt_path", str(checkpoint), "--data.layer", "main.11", "--edits", "[[0, 1, 1.0]]"],
