@@ -221,3 +221,17 @@ def test_the_readmes_algorithm_1_loop_fits_planted_factors_without_lightning():
     held_out = planted_A @ torch.randn(64, 6, 4, generator=generator, dtype=torch.float64) @ planted_P.T
     assert RelativeReconstructionError(held_out)(A, P) > 0.5  # where it started...
     assert RelativeReconstructionError(held_out)(namespace["A"], namespace["P"]) < 1e-4  # ...and where it ends
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"growth": 0.5}, r"growth=0.5 must be a finite number of at least 1 \(1: the step size never grows\)"),
+        ({"sufficient_decrease": 1.0}, r"sufficient_decrease=1.0 must be a finite number in \(0, 1\)"),
+        ({"rounding": -1e-6}, "rounding=-1e-06 must be a non-negative finite number"),
+        ({"max_halvings": -1}, "max_halvings=-1 must be a non-negative integer"),
+    ],
+)
+def test_bad_line_search_settings_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LineSearch(**kwargs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -15,6 +14,8 @@ from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
 from panda_lightning.generators import GaussianLatents
+
+LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")  # names Trainer.fit resolves itself
 
 DESCRIPTION = (
     "Fit PandA (parts and appearances of a pretrained GAN's layer) with Lightning. "
@@ -42,7 +43,7 @@ class PandACLI(LightningCLI):
         # is no checkpoint of ours is named in one line rather than by the unpickler's traceback.
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and Path(ckpt_path).is_file():
+        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_PATHS:
             read_checkpoint(ckpt_path, weights_only=True)
         super()._parse_ckpt_path()
 

@@ -13,7 +13,6 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from panda_lightning import PandA
-from panda_lightning.cli.errors import read_checkpoint
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.images import load_mask, save_png, tile, to_unit_range
 
@@ -39,7 +38,7 @@ def documents_shared_options(command: Command) -> Command:
 
 def load_fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, weights_only: bool | None) -> PandA:
     """The checkpoint's model, on the generator's device, after checking it fits the generator's layer."""
-    read_checkpoint(ckpt_path, **({} if weights_only is None else {"weights_only": weights_only}))
+    # (PandACLI has checked that ckpt_path is a readable checkpoint of ours.)
     fitted = type(model).load_from_checkpoint(ckpt_path, map_location=datamodule.device, weights_only=weights_only)
     shape, layer = tuple(fitted.hparams.feature_shape), fitted.hparams.get("layer")
     if shape != tuple(datamodule.feature_shape) or (layer is not None and layer != datamodule.layer):

@@ -97,13 +97,6 @@ class PandA(L.LightningModule):
         self.convergence = ConvergenceTracker(tol=tol, patience=patience)
         self.held_out_error = RelativeError()
 
-    @property
-    def blocks(self) -> tuple[str, ...]:
-        """The factors Algorithm 1 updates, in order: the appearances only when ``R_C < C``
-        (with ``R_C = C`` and ``A`` orthonormal, ``A A^T = I`` and no A step can change the fit)."""
-        channels, appearance_rank = self.appearances.shape
-        return ("parts", "appearances") if appearance_rank < channels else ("parts",)
-
     # -- the algorithm -----------------------------------------------------------------------
 
     def on_fit_start(self) -> None:
@@ -168,8 +161,11 @@ class PandA(L.LightningModule):
         self.log("error", iteration.relative_error, prog_bar=True, logger=False, batch_size=batch_size)
 
     def configure_optimizers(self) -> BlockCoordinateDescent:
+        # The appearances are a block only when R_C < C: with R_C = C and A orthonormal,
+        # A A^T = I and no A step can change the fit.
+        channels, appearance_rank = self.appearances.shape
         return BlockCoordinateDescent(
-            self.parts, self.appearances if "appearances" in self.blocks else None, lr=self.hparams.lr
+            self.parts, self.appearances if appearance_rank < channels else None, lr=self.hparams.lr
         )
 
     # -- the held-out error, and stopping on it --------------------------------------------------

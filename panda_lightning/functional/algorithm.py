@@ -4,16 +4,16 @@
 updated factors and step sizes; it changes none of its inputs. ``PandA.training_step`` calls it
 once per batch; anyone can call it without Lightning::
 
-    objective = RelativeReconstructionError(Z)            # Z: (N, C, S)
-    sizes = StepSizes(parts=8.0)                          # R_C = C: no A step
-    for Z in batches:
-        step = algorithm_1_step(RelativeReconstructionError(Z), A, P, sizes, max_step_sizes=sizes)
+    largest = sizes = StepSizes(parts=8.0)                # R_C = C: no A step
+    for Z in batches:                                     # Z: (N, C, S)
+        step = algorithm_1_step(RelativeReconstructionError(Z), A, P, sizes, max_step_sizes=largest)
         A, P, sizes = step.appearances, step.parts, step.step_sizes
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -26,6 +26,7 @@ from panda_lightning.functional.factorization import (
     project_orthonormal_,
     reconstruction_loss,
 )
+from panda_lightning.functional.validation import check_float, check_int
 
 
 def _same(tensor: Tensor) -> Tensor:
@@ -63,7 +64,8 @@ class RelativeReconstructionError:
         return self.reduce(loss) / self.energy, self.reduce(gradient) / self.energy
 
 
-class LineSearch(NamedTuple):
+@dataclass(frozen=True)
+class LineSearch:
     """How a step size is chosen: backtracking from the current size (Lin 2007).
 
     A trial ``x+ = proj(x - t g)`` is accepted when
@@ -78,6 +80,12 @@ class LineSearch(NamedTuple):
     sufficient_decrease: float = 1e-4
     rounding: float = 0.0
     max_halvings: int = 40
+
+    def __post_init__(self) -> None:
+        check_float("growth", self.growth, low=1, why="1: the step size never grows")
+        check_float("sufficient_decrease", self.sufficient_decrease, low=0, high=1, low_inclusive=False, high_inclusive=False)
+        check_float("rounding", self.rounding, low=0)
+        check_int("max_halvings", self.max_halvings, low=0)
 
 
 def projected_gradient_step(
