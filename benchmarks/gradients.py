@@ -28,15 +28,20 @@ def factored(Z, A, P):
     return loss_and_parts_gradient(Z, A, P)[1], loss_and_appearance_gradient(Z, A, P)[1]
 
 
-def left_to_right(Z, A, P):
-    """Eq. 4 and Eq. 5 as printed, with Pbar = P P^T (S x S) and Abar = A A^T (C x C)."""
+def left_to_right_parts(Z, A, P):
+    """Eq. 4 as printed, summed over ``Z: (N, C, S)``, with Pbar = P P^T (S x S) and Abar = A A^T (C x C)."""
     Pbar, Abar = P @ P.T, A @ A.T
-    grad_P = torch.zeros_like(P)
-    grad_A = torch.zeros_like(A)
-    for z in Z:
-        grad_P += Pbar @ z.T @ Abar @ Abar @ z @ P + z.T @ Abar @ Abar @ z @ Pbar @ P - 2 * z.T @ Abar @ z @ P
-        grad_A += Abar @ z @ Pbar @ Pbar @ z.T @ A + z @ Pbar @ Pbar @ z.T @ Abar @ A - 2 * z @ Pbar @ z.T @ A
-    return 2 * grad_P, 2 * grad_A
+    return 2 * sum(Pbar @ z.T @ Abar @ Abar @ z @ P + z.T @ Abar @ Abar @ z @ Pbar @ P - 2 * z.T @ Abar @ z @ P for z in Z)
+
+
+def left_to_right_appearances(Z, A, P):
+    """Eq. 5 as printed, summed over ``Z: (N, C, S)``."""
+    Pbar, Abar = P @ P.T, A @ A.T
+    return 2 * sum(Abar @ z @ Pbar @ Pbar @ z.T @ A + z @ Pbar @ Pbar @ z.T @ Abar @ A - 2 * z @ Pbar @ z.T @ A for z in Z)
+
+
+def left_to_right(Z, A, P):
+    return left_to_right_parts(Z, A, P), left_to_right_appearances(Z, A, P)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -18,9 +19,10 @@ from panda_lightning.datamodules.latent_stream import (
     LatentStream,
     latents_for,
 )
+from panda_lightning.datamodules.pool import ActivationPool, PoolSchedule
 from panda_lightning.functional.validation import check_int
 from panda_lightning.generators import GaussianLatents
-from panda_lightning.generators.layers import activations_at, feature_shape, resolve_layer, with_replaced_output
+from panda_lightning.generators.layers import activations_at, resolve_layer, with_replaced_output
 
 
 class GeneratorActivations(L.LightningDataModule):
@@ -28,7 +30,11 @@ class GeneratorActivations(L.LightningDataModule):
 
     Only latents travel through the DataLoader; the generator runs on the training device in
     :meth:`on_after_batch_transfer`, stopped at ``layer`` (the layers after it never run).
-    Memory is one batch, whatever the number of steps.
+    The generator costs several steps of Algorithm 1, so by default the activations of recent
+    batches are kept in a pool on the device (:mod:`~panda_lightning.datamodules.pool`): each
+    step draws its batch from the pool, and a fresh batch replaces the oldest every
+    ``fresh_every`` steps. The held-out samples are never pooled. Memory is the pool's
+    ``pool_bytes`` and the validation samples' activations, whatever the number of steps.
 
     Args:
         generator: any ``nn.Module`` mapping a batch of latents to images. It is frozen
@@ -43,6 +49,13 @@ class GeneratorActivations(L.LightningDataModule):
         num_workers: DataLoader workers sampling latents (cheap: 0 is usually best).
         val_samples: held-out samples, never trained on, whose relative error the validation
             loop measures (``trainer.val_check_interval`` sets how often) and the fit stops on.
+        pool_bytes: memory of the pool of training activations, all processes together
+            (each holds its part of every pooled batch). A pool that cannot hold two batches is
+            not kept: then every step streams a fresh batch, as with ``pool_bytes=0``.
+        fresh_every: steps between fresh batches: each sample serves about this many steps.
+        keep_validation: keep the validation samples' activations (``val_samples`` x C x H x W
+            numbers, all processes together) after the first validation, rather than running
+            the generator for them at every validation.
     """
 
     def __init__(
@@ -54,12 +67,17 @@ class GeneratorActivations(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         val_samples: int = 512,
+        pool_bytes: int = 256 * 2**20,
+        fresh_every: int = 16,
+        keep_validation: bool = True,
     ):
         super().__init__()
         check_int("batch_size", batch_size, low=1)
         check_int("num_workers", num_workers, low=0)
         check_int("seed", seed, low=0)
         check_int("val_samples", val_samples, low=1, why="to fit without validation, set trainer.limit_val_batches=0")
+        check_int("pool_bytes", pool_bytes, low=0, why="0: no pool, every step streams a fresh batch")
+        check_int("fresh_every", fresh_every, low=1)
         self.generator = generator.eval().requires_grad_(False)
         self.layer = layer
         resolve_layer(generator, layer)  # a wrong name fails here, listing the valid ones
@@ -68,8 +86,15 @@ class GeneratorActivations(L.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.val_samples = val_samples
-        self.next_batch = 0
-        self.feature_shape = feature_shape(generator, layer, self.held_out_latents(range(1)).to(self.device))
+        self.pool_bytes = pool_bytes
+        self.fresh_every = fresh_every
+        self.keep_validation = keep_validation
+        self.next_step = 0
+        probe = self.activations(self.held_out_latents(range(1)))
+        self.feature_shape = tuple(probe.shape[1:])
+        self.sample_bytes = probe[0].numel() * probe.element_size()
+        self.pool: ActivationPool | None = None
+        self._validation_cache: dict[int, Tensor] = {}  # this process's validation batches by index
 
     @staticmethod
     def latent_sampler(generator: nn.Module, latents: GaussianLatents | None) -> LatentSampler:
@@ -93,6 +118,7 @@ class GeneratorActivations(L.LightningDataModule):
         # A DataModule is no nn.Module: the Trainer never moves the generator, so we do.
         if self.trainer is not None:
             self.generator.to(self.trainer.strategy.root_device)
+        self._validation_cache.clear()  # (of another device or split of the samples, perhaps)
 
     @torch.no_grad()
     def activations(self, latents: Tensor) -> Tensor:
@@ -132,14 +158,39 @@ class GeneratorActivations(L.LightningDataModule):
             return 0, 1
         return self.trainer.global_rank, self.trainer.world_size
 
+    def pool_schedule(self) -> PoolSchedule:
+        """The pool's schedule within ``pool_bytes``; ``PoolSchedule(1, 1)``: no pool. It depends
+        on the global batch only, so that any number of processes fits the same factors."""
+        _, world_size = self._rank_and_world()
+        pool_batches = self.pool_bytes // (self.batch_size * world_size * self.sample_bytes)
+        return PoolSchedule(pool_batches, self.fresh_every) if pool_batches >= 2 else PoolSchedule(1, 1)
+
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._rank_and_world()
-        stream = LatentStream(
-            self.sampler, self.batch_size, self.seed, rank, world_size, start_batch=self.next_batch
+        schedule = self.pool_schedule()
+        self.pool = None if schedule == PoolSchedule(1, 1) else ActivationPool(schedule, self.seed, rank, world_size, self.batch_size)
+        self._stream = LatentStream(
+            self.sampler, self.batch_size, self.seed, rank, world_size, start_step=self.next_step,
+            joins_at=schedule.joins_at,
         )
+        if self.trainer is not None and self.trainer.training:
+            rank_zero_info(self._describe(schedule, world_size))
         return DataLoader(
-            stream, batch_size=None, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+            self._stream, batch_size=None, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
         )
+
+    def _describe(self, schedule: PoolSchedule, world_size: int) -> str:
+        batch_mib = self.batch_size * world_size * self.sample_bytes / 2**20
+        if self.pool is None:
+            pool = f"no activation pool (pool_bytes={self.pool_bytes} holds fewer than 2 batches of {batch_mib:.1f} MiB): a fresh batch every step"
+        else:
+            pool = (
+                f"an activation pool of {schedule.num_batches} batches ({schedule.num_batches * batch_mib:.0f} MiB); "
+                f"a fresh batch every {schedule.fresh_every} steps"
+            )
+        validation = self.val_samples * self.sample_bytes / 2**20
+        kept = f"kept ({validation:.0f} MiB)" if self.keep_validation else "recomputed at each validation"
+        return f"GeneratorActivations: {pool}; validation activations {kept}."
 
     def val_dataloader(self) -> DataLoader:
         """The same ``val_samples`` held-out samples at every validation, split over the devices."""
@@ -152,10 +203,25 @@ class GeneratorActivations(L.LightningDataModule):
         return DataLoader(batches, batch_size=None)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Tensor:
-        batch_index, latents = batch
-        if self.trainer is None or self.trainer.training:
-            self.next_batch = int(batch_index) + 1
-        return self.activations(latents)
+        index, latents = batch
+        index = int(index)
+        if self.trainer is not None and not self.trainer.training:
+            return self._validation_activations(index, latents)
+        self.next_step = index + 1
+        if self.pool is None:
+            return self.activations(latents)
+        # After a resume the pool is empty: it rebuilds the batches it should hold from the stream.
+        joining = self.pool.schedule.joins_at(index)
+        return self.pool.batch(
+            index, lambda batch: self.activations(latents if batch == joining else self._stream.batch(batch))
+        )
+
+    def _validation_activations(self, index: int, latents: Tensor) -> Tensor:
+        if not self.keep_validation:
+            return self.activations(latents)
+        if index not in self._validation_cache:
+            self._validation_cache[index] = self.activations(latents)
+        return self._validation_cache[index]
 
     def held_out_batches(self, num_samples: int) -> Iterator[Tensor]:
         """Activations of ``num_samples`` samples in all, split over the devices, from a stream
@@ -176,7 +242,9 @@ class GeneratorActivations(L.LightningDataModule):
     # -- exact resume ---------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {"next_batch": self.next_batch}
+        # The pool is a function of the step: a resumed fit rebuilds it, so it is not saved.
+        return {"next_step": self.next_step}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.next_batch = int(state_dict["next_batch"])
+        # (Checkpoints of versions without a pool name the step "next_batch".)
+        self.next_step = int(state_dict.get("next_step", state_dict.get("next_batch", 0)))

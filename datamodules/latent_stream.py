@@ -21,6 +21,7 @@ TRAIN_STREAM = 0
 HELD_OUT_STREAM = 1
 PREVIEW_STREAM = 2
 VALIDATION_STREAM = 3
+POOL_DRAW_STREAM = 4  # the draws of an activation pool (seeded by step, not by sample)
 
 
 def sample_seed(seed: int, stream: int, index: int) -> int:
@@ -38,12 +39,14 @@ def latents_for(sampler: LatentSampler, seed: int, stream: int, indices: Iterabl
 
 
 class LatentStream(IterableDataset):
-    """Yields ``(batch_index, latents)`` for batch ``start_batch``, ``start_batch + 1``, ...
+    """Yields ``(step, latents)`` for step ``start_step``, ``start_step + 1``, ...: the latents
+    of the batch that ``joins_at(step)`` names (by default batch ``step``), or an empty tensor
+    at a step where no batch joins (an activation pool's, :mod:`~panda_lightning.datamodules.pool`).
 
     Batch ``b`` on ``rank`` of ``world_size`` holds the samples with global indices
     ``(b * world_size + rank) * batch_size + j``, ``j < batch_size``: ranks never share a
     sample, and one device with batch ``2n`` sees what two devices with batch ``n`` see.
-    DataLoader workers take batches in turn, and the DataLoader returns them in order.
+    DataLoader workers take steps in turn, and the DataLoader returns them in order.
     """
 
     def __init__(
@@ -53,8 +56,9 @@ class LatentStream(IterableDataset):
         seed: int,
         rank: int = 0,
         world_size: int = 1,
-        start_batch: int = 0,
+        start_step: int = 0,
         stream: int = TRAIN_STREAM,
+        joins_at: Callable[[int], int | None] | None = None,
     ):
         super().__init__()
         self.sampler = sampler
@@ -62,8 +66,9 @@ class LatentStream(IterableDataset):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.start_batch = start_batch
+        self.start_step = start_step
         self.stream = stream
+        self.joins_at = joins_at
 
     def batch(self, batch_index: int) -> Tensor:
         first = (batch_index * self.world_size + self.rank) * self.batch_size
@@ -72,5 +77,6 @@ class LatentStream(IterableDataset):
     def __iter__(self) -> Iterator[tuple[int, Tensor]]:
         worker = get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
-        for batch_index in itertools.count(self.start_batch + worker_id, num_workers):
-            yield batch_index, self.batch(batch_index)
+        for step in itertools.count(self.start_step + worker_id, num_workers):
+            batch = step if self.joins_at is None else self.joins_at(step)
+            yield step, torch.empty(0) if batch is None else self.batch(batch)

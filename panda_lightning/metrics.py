@@ -112,8 +112,9 @@ class RelativeError(Metric):
 
     def update(self, Z: Tensor, A: Tensor, P: Tensor) -> None:
         """``Z: (N, C, S)``, ``A: (C, R_C)``, ``P: (S, R_S)``."""
-        self.residual += (Z - reconstruct(Z, A, P)).square().sum(dtype=torch.float64)
-        self.energy += Z.square().sum(dtype=torch.float64)
+        # Norms accumulated in float64 without a float64 copy of Z.
+        self.residual += torch.linalg.vector_norm(reconstruct(Z, A, P).sub_(Z), dtype=torch.float64).square()
+        self.energy += torch.linalg.vector_norm(Z, dtype=torch.float64).square()
 
     def compute(self) -> Tensor:
         return (self.residual / self.energy).float()

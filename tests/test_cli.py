@@ -251,7 +251,7 @@ def _assert_resumes_from(tmp_path, checkpoint):
     assert step >= 100 and all(torch.isfinite(t).all() for t in interrupted["state_dict"].values())
     resumed = run(_fit_args(tmp_path / "resumed", "--trainer.max_steps", str(step + 3), "--ckpt_path", str(checkpoint)))
     assert resumed.trainer.global_step == step + 3
-    assert resumed.datamodule.next_batch >= step + 3  # the stream went on, never back
+    assert resumed.datamodule.next_step >= step + 3  # the stream went on, never back
     return resumed
 
 
@@ -263,7 +263,7 @@ def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path, devices):
     _assert_every_process_ended(process, tmp_path)
     resumed = _assert_resumes_from(tmp_path, checkpoints / "interrupted.ckpt")
     # Stopped between steps: the stream goes on exactly where the steps did.
-    assert resumed.datamodule.next_batch == resumed.trainer.global_step
+    assert resumed.datamodule.next_step == resumed.trainer.global_step
 
 
 @pytest.mark.slow

@@ -34,9 +34,10 @@ def test_face_dcgan_loads_the_pretrained_weights():
 
 
 def test_stream_is_seeded_and_streams_new_samples(tiny_generator):
-    first = _batches(GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, seed=7), 3)
-    again = _batches(GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, seed=7), 3)
-    other = _batches(GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, seed=8), 1)
+    streaming = dict(layer="main.3", batch_size=4, pool_bytes=0)
+    first = _batches(GeneratorActivations(tiny_generator, seed=7, **streaming), 3)
+    again = _batches(GeneratorActivations(tiny_generator, seed=7, **streaming), 3)
+    other = _batches(GeneratorActivations(tiny_generator, seed=8, **streaming), 1)
     assert first[0].shape == (4, 8, 8, 8)
     for a, b in zip(first, again):
         torch.testing.assert_close(a, b)
@@ -50,17 +51,26 @@ def test_generator_is_frozen(tiny_generator):
     assert not datamodule.generator.training
 
 
-def test_resume_continues_the_stream_where_it_stopped(tiny_generator):
-    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2)
-    whole = _batches(datamodule, 5)
-    assert datamodule.state_dict() == {"next_batch": 5}
+# main.3 of the tiny generator: 8 x 8 x 8 float32 numbers, 2 KiB a sample; a pool of 3 batches of 2.
+@pytest.mark.parametrize("pool_bytes", [0, 3 * 2 * 2048], ids=["streaming", "pool of 3 batches"])
+def test_resume_continues_the_stream_where_it_stopped(tiny_generator, pool_bytes):
+    options = dict(layer="main.3", batch_size=2, pool_bytes=pool_bytes, fresh_every=2)
+    datamodule = GeneratorActivations(tiny_generator, **options)
+    whole = _batches(datamodule, 11)
+    assert datamodule.state_dict() == {"next_step": 11}
 
-    interrupted = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2)
-    _batches(interrupted, 3)
-    resumed = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2)
+    interrupted = GeneratorActivations(tiny_generator, **options)
+    _batches(interrupted, 7)  # the pool is full and has replaced its first batch
+    resumed = GeneratorActivations(tiny_generator, **options)
     resumed.load_state_dict(interrupted.state_dict())
-    for a, b in zip(_batches(resumed, 2), whole[3:]):
-        torch.testing.assert_close(a, b)
+    for a, b in zip(_batches(resumed, 4), whole[7:], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_checkpoint_of_a_version_without_the_pool_resumes_at_its_step(tiny_generator):
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2)
+    datamodule.load_state_dict({"next_batch": 9})
+    assert datamodule.next_step == 9
 
 
 def test_two_ranks_see_what_one_rank_with_twice_the_batch_sees():
@@ -74,7 +84,7 @@ def test_two_ranks_see_what_one_rank_with_twice_the_batch_sees():
 
 def test_workers_do_not_change_the_stream(tiny_generator):
     single = [latents for _, latents in itertools.islice(LatentStream(tiny_generator.sample_latents, 2, 0), 4)]
-    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2, num_workers=2)
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2, num_workers=2, pool_bytes=0)
     pooled = [batch for batch in itertools.islice(datamodule.train_dataloader(), 4)]
     assert [index for index, _ in pooled] == [0, 1, 2, 3]
     for a, (_, b) in zip(single, pooled):
@@ -89,7 +99,8 @@ def test_held_out_batches_are_their_own_stream_and_split_over_ranks(tiny_generat
 
 
 def test_validation_samples_are_fixed_their_own_and_split_over_ranks(tiny_generator):
-    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, val_samples=10)
+    # (pool_bytes=0: every step streams its own batch; a pool holds batches of the same stream)
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, val_samples=10, pool_bytes=0)
     latents = torch.cat([latents for _, latents in datamodule.val_dataloader()])
     again = torch.cat([latents for _, latents in datamodule.val_dataloader()])
     assert latents.shape[0] == 10 and torch.equal(latents, again)

@@ -1,5 +1,6 @@
 """Several processes: two with half the batch each fit the factors of one, and a two-process fit
-resumed from its checkpoint, on two processes or on one, ends where an uninterrupted one does,
+resumed from its checkpoint, on two processes or on one, ends where an uninterrupted one does
+(with an activation pool that replaces a batch on the way),
 and the pictures are drawn without hanging the other process (marked slow: each fit spawns
 processes)."""
 
@@ -17,7 +18,10 @@ from panda_lightning.datamodules import GeneratorActivations
 
 
 def _fit(root, generator, devices, batch_size, max_steps=6, ckpt_path=None, callbacks=()):
-    datamodule = GeneratorActivations(generator, layer="main.3", batch_size=batch_size, seed=5)
+    # A pool of 2 global batches of 8 (main.3: 2 KiB a sample), a fresh one every 2 steps.
+    datamodule = GeneratorActivations(
+        generator, layer="main.3", batch_size=batch_size, seed=5, pool_bytes=2 * 8 * 2048, fresh_every=2
+    )
     model = PandA(datamodule.feature_shape, parts_rank=4, init_samples=24, stop_when_converged=False)
     trainer = L.Trainer(
         accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto",

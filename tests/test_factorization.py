@@ -63,6 +63,19 @@ def test_loss_and_gradients_match_autograd_in_float64(shape):
     torch.testing.assert_close(appearance_gradient(Z, A, P), grad_A, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("parts_rank", [3, 20])  # both orders of the Z P product
+def test_a_full_orthonormal_basis_drops_out_of_the_loss_and_parts_gradient(parts_rank):
+    Z, _, P = _random(4, 6, 24, 6, parts_rank, seed=2)
+    A, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+    loss, _, grad_P = _autograd(Z, A, P)
+    without_A = loss_and_parts_gradient(Z, None, P)
+    torch.testing.assert_close(without_A[0], loss, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(without_A[1], grad_P, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(reconstruction_loss(Z, None, P), loss, rtol=1e-10, atol=1e-10)
+    # ... and only a full one: with R_C < C the basis matters.
+    assert not torch.allclose(reconstruction_loss(Z, A[:, :4], P), loss)
+
+
 def test_paper_equations_4_and_5_agree_with_the_factored_form():
     # The paper's gradients, left to right, with Pbar = P P^T and Abar = A A^T.
     Z, A, P = _random(3, 5, 7, 4, 2, seed=1)

@@ -31,8 +31,8 @@ def _trainer(tmp_path, max_steps, **kwargs):
     return L.Trainer(**{**defaults, **kwargs})
 
 
-def _fit(tmp_path, generator, max_steps, layer="features", batch_size=8, model_kwargs=None, **trainer_kwargs):
-    datamodule = GeneratorActivations(generator, layer=layer, batch_size=batch_size)
+def _fit(tmp_path, generator, max_steps, layer="features", batch_size=8, model_kwargs=None, data_kwargs=None, **trainer_kwargs):
+    datamodule = GeneratorActivations(generator, layer=layer, batch_size=batch_size, **(data_kwargs or {}))
     model = PandA(datamodule.feature_shape, **{"parts_rank": 4, "init_samples": 32, **(model_kwargs or {})})
     trainer = _trainer(tmp_path, max_steps, **trainer_kwargs)
     trainer.fit(model, datamodule)
@@ -72,7 +72,7 @@ def test_one_training_step_is_one_iteration_of_algorithm_1(tmp_path, tiny_genera
     torch.testing.assert_close(model.parts.detach().double(), P1, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(model.appearances.detach().double(), A1, rtol=1e-4, atol=1e-6)
     assert trainer.optimizers[0].step_sizes() == (lr, lr)  # accepted at once, and never beyond lr
-    assert trainer.global_step == 1 and datamodule.next_batch == 1
+    assert trainer.global_step == 1 and datamodule.next_step == 1
 
 
 def test_appearances_stay_orthonormal_and_a_full_basis_stays_the_hosvd_basis(tmp_path, tiny_generator):
@@ -87,10 +87,10 @@ def test_appearances_stay_orthonormal_and_a_full_basis_stays_the_hosvd_basis(tmp
     assert torch.equal(full.appearances.detach(), hosvd_appearances(scatter, 8))
 
 
-def test_global_step_counts_iterations_and_each_consumes_one_batch(tmp_path, tiny_generator):
+def test_global_step_counts_iterations_and_each_takes_one_step_of_the_stream(tmp_path, tiny_generator):
     model, datamodule, trainer = _fit(tmp_path, tiny_generator, max_steps=5, layer="main.3")
     assert trainer.global_step == 5
-    assert datamodule.next_batch == 5
+    assert datamodule.next_step == 5
     assert (model.parts >= 0).all()
     assert bool(model.initialised)
 
@@ -144,19 +144,21 @@ def test_the_held_out_error_is_measured_on_samples_apart_from_training(tmp_path,
     torch.testing.assert_close(logged["val/relative_error"].double(), expected, rtol=1e-5, atol=0)
     assert logged["hp_metric"] == logged["val/relative_error"]
     assert trainer.progress_bar_metrics["held_out"] == pytest.approx(logged["val/relative_error"].item())
-    assert datamodule.next_batch == 4  # validation batches (and the sanity check's) are no training batches
+    assert datamodule.next_step == 4  # validation batches (and the sanity check's) are no training batches
     assert model.convergence.best == pytest.approx(expected.item(), rel=1e-5)  # the sanity check is not tracked
 
 
 def test_exact_resume_ends_with_the_factors_of_an_uninterrupted_fit(tmp_path, tiny_generator):
     # Validations at steps 2, 4, 6 halve the largest step sizes (tol 0.5: no progress after the first).
     model_kwargs = {"appearance_rank": 5, "tol": 0.5, "patience": 5}
-    whole, _, whole_trainer = _fit(tmp_path / "whole", tiny_generator, max_steps=6, layer="main.3", model_kwargs=model_kwargs, val_check_interval=2)
+    # A pool of 2 batches of 8 (main.3: 2 KiB a sample), batch 2 replacing batch 0 at step 4.
+    pool = {"pool_bytes": 2 * 8 * 2048, "fresh_every": 2}
+    whole, _, whole_trainer = _fit(tmp_path / "whole", tiny_generator, max_steps=6, layer="main.3", model_kwargs=model_kwargs, data_kwargs=pool, val_check_interval=2)
 
-    _, _, first = _fit(tmp_path / "first", tiny_generator, max_steps=3, layer="main.3", model_kwargs=model_kwargs, val_check_interval=2)
+    _, _, first = _fit(tmp_path / "first", tiny_generator, max_steps=3, layer="main.3", model_kwargs=model_kwargs, data_kwargs=pool, val_check_interval=2)
     checkpoint = tmp_path / "interrupted.ckpt"
     first.save_checkpoint(checkpoint)
-    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8, **pool)
     resumed = PandA(datamodule.feature_shape, parts_rank=4, init_samples=32, seed=99, **model_kwargs)  # seed must not matter
     resumed_trainer = _trainer(tmp_path / "second", max_steps=6, val_check_interval=2)
     resumed_trainer.fit(resumed, datamodule, ckpt_path=checkpoint)
@@ -179,7 +181,8 @@ def test_checkpoint_loads_for_inference(tmp_path, tiny_generator):
 
 def test_too_large_a_step_size_is_halved_instead_of_diverging(tmp_path, tiny_generator):
     model, _, trainer = _fit(
-        tmp_path, tiny_generator, max_steps=30, layer="main.3", model_kwargs={"lr": 1000.0, "appearance_rank": 4}
+        tmp_path, tiny_generator, max_steps=30, layer="main.3", model_kwargs={"lr": 1000.0, "appearance_rank": 4},
+        log_every_n_steps=10,  # (the error of step 30 logged)
     )
     assert max(trainer.optimizers[0].step_sizes()) < 100
     assert trainer.callback_metrics["train/relative_error"] < 0.5 and torch.isfinite(model.parts).all()
@@ -201,7 +204,10 @@ def test_activations_that_turn_non_finite_stop_the_run_without_a_broken_checkpoi
     tiny_generator.main[3] = NaNAfter(calls=1 + 4 + 3)  # feature shape, 32 init samples in 4 batches, 3 steps
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1)
     with pytest.raises(FloatingPointError, match=r"activations in batch 3 are not usable: their sum of squares is nan"):
-        _fit(tmp_path, tiny_generator, max_steps=10, layer="main.3", enable_checkpointing=True, callbacks=[checkpoints])
+        _fit(  # (pool_bytes=0: every step runs the generator)
+            tmp_path, tiny_generator, max_steps=10, layer="main.3", data_kwargs={"pool_bytes": 0},
+            enable_checkpointing=True, callbacks=[checkpoints],
+        )
     saved = sorted((tmp_path / "ckpt").glob("*.ckpt"))
     assert len(saved) == 3
     for path in saved:
@@ -334,3 +340,27 @@ def test_refining_activations_of_another_layer_names_the_layers_shape(tmp_path, 
     model, datamodule, _ = _fit(tmp_path, tiny_generator, max_steps=1, layer="main.3")
     with pytest.raises(ValueError, match=r"shape \(2, 16, 4, 4\) are not of the layer this model was fitted to, whose activations are \(N, 8, 8, 8\)"):
         model.refine(torch.zeros(2, 16, 4, 4))
+
+
+def test_only_the_steps_lightning_logs_compute_the_diagnostics(tmp_path, tiny_generator):
+    from lightning.pytorch.loggers import Logger
+
+    class Collected(Logger):
+        name, version = "collected", 0
+
+        def __init__(self):
+            super().__init__()
+            self.rows = []
+
+        def log_hyperparams(self, *args, **kwargs):
+            pass
+
+        def log_metrics(self, metrics, step):
+            self.rows.append((step, metrics))
+
+    logger = Collected()
+    _fit(tmp_path, tiny_generator, max_steps=12, layer="main.3", logger=logger, log_every_n_steps=4, limit_val_batches=0)
+    logged = [metrics for _, metrics in logger.rows if "train/relative_error" in metrics]
+    assert len(logged) == 3  # steps 4, 8 and 12
+    for metrics in logged:
+        assert {"train/loss", "train/parts_orthogonality_error", "train/parts_sparsity", "train/parts_step_size"} <= set(metrics)

@@ -151,7 +151,7 @@ def fit_panda(generator: FaceDCGAN, layer: str, parts_rank: int, max_steps: int)
     L.seed_everything(FIT_SEED, verbose=False)
     data = GeneratorActivations(generator, layer=layer, batch_size=64)
     model = PandA(data.feature_shape, layer=layer, parts_rank=parts_rank)
-    trainer = PandATrainer(  # validates every 100 steps and stops on the held-out error, as `panda fit`
+    trainer = PandATrainer(  # validates every 50 steps and stops on the held-out error, as `panda fit`
         accelerator="cpu", devices=1, max_steps=max_steps, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -64,9 +65,9 @@ class PandACLI(LightningCLI):
         self.trainer = self.trainer_class(logger=False, enable_checkpointing=False, enable_model_summary=False)
 
 
-def run(args: list[str] | None = None) -> PandACLI:
+def run(args: list[str] | None = None, **options: Any) -> PandACLI:
     """Run the CLI on ``args`` (``sys.argv[1:]`` when None) and return it, with its trainer,
-    model and datamodule."""
+    model and datamodule; ``options`` go to :class:`PandACLI` (``trainer_defaults``, ...)."""
     # Our checkpoints hold the factors after each step's update, as we want; Lightning's
     # warning about manual optimisation with every_n_train_steps does not apply.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
@@ -78,6 +79,7 @@ def run(args: list[str] | None = None) -> PandACLI:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"description": DESCRIPTION},
         args=args,
+        **options,
     )
 
 

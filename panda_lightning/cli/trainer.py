@@ -14,7 +14,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from panda_lightning.cli.edits import EditCommands
 from panda_lightning.cli.inspection import InspectionCommands
 
-VAL_CHECK_INTERVAL = 100
+VAL_CHECK_INTERVAL = 50
 
 
 class PandATrainer(EditCommands, InspectionCommands, L.Trainer):

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from panda_lightning.fitting.optimizer import BlockCoordinateDescent
-from panda_lightning.functional.algorithm import RelativeReconstructionError, algorithm_1_step
+from panda_lightning.functional.algorithm import Iteration, RelativeReconstructionError, algorithm_1_step
 from panda_lightning.functional.convergence import ConvergenceTracker
 from panda_lightning.functional.editing import local_edit, mask_at_layer, part_mask
 from panda_lightning.functional.factorization import (
@@ -70,7 +70,7 @@ class PandA(L.LightningModule):
         parts_rank: int = 8,
         appearance_rank: int | None = None,
         lr: float = 8.0,
-        init_samples: int = 1024,
+        init_samples: int = 256,
         tol: float = 1e-3,
         patience: int = 4,
         stop_when_converged: bool = True,
@@ -137,16 +137,23 @@ class PandA(L.LightningModule):
         # Our sums lose accuracy in 16 bits, whatever autocast the Trainer set.
         with torch.autocast(self.device.type, enabled=False):
             objective = RelativeReconstructionError(self._unfold(activations), reduce=self._sum_over_devices)
-            _check_finite_activations(objective.energy, f"batch {batch_idx}")
             # One iteration of Algorithm 1: a P step projected onto P >= 0, then an A step projected
             # onto A^T A = I. It writes nothing until it has finished, so an error or Ctrl+C midway
             # leaves the factors (and a checkpoint written then) at step `global_step`.
-            iteration = algorithm_1_step(
-                objective, self.appearances, self.parts, optimizer.step_sizes(), optimizer.max_step_sizes()
-            )
+            try:
+                iteration = algorithm_1_step(
+                    objective, self.appearances, self.parts, optimizer.step_sizes(), optimizer.max_step_sizes()
+                )
+            except FloatingPointError:
+                _check_finite_activations(objective.energy, f"batch {batch_idx}")  # the likelier cause, named
+                raise
         optimizer.step(iteration=iteration)  # writes the factors and step sizes: one global_step
+        every = self.trainer.log_every_n_steps
+        if every and self.global_step % every == 0:
+            # Only the steps Lightning logs compute (and wait for) the diagnostics.
+            self._log_iteration(iteration, objective, activations.shape[0])
 
-        batch_size = activations.shape[0]
+    def _log_iteration(self, iteration: Iteration, objective: RelativeReconstructionError, batch_size: int) -> None:
         self.log_dict(
             {
                 "train/relative_error": iteration.relative_error,

@@ -115,8 +115,6 @@ def projected_gradient_step(
         FloatingPointError: ``loss`` is not finite, or no step down to ``max_halvings`` halvings
             lowers ``f`` (then the caller's factors are untouched, as nothing here writes them).
     """
-    if not loss.isfinite():
-        raise FloatingPointError(f"the objective is {loss.item()} before the step; nothing was updated.")
     step_size = min(step_size, max_step_size)
     for halvings in range(line_search.max_halvings + 1):
         trial = x - step_size * gradient
@@ -124,8 +122,13 @@ def projected_gradient_step(
             project(trial)
         trial_loss = objective(trial)
         slope = (gradient * (trial - x)).sum()
-        if trial_loss <= loss + line_search.sufficient_decrease * slope + line_search.rounding:
-            if halvings == 0 and slope < 0:
+        accepted = trial_loss <= loss + line_search.sufficient_decrease * slope + line_search.rounding
+        # The one wait for the device a trial needs: its three answers read together.
+        finite, accepted, descending = torch.stack([loss.isfinite(), accepted, slope < 0]).tolist()
+        if not finite:
+            raise FloatingPointError(f"the objective is {loss.item()} before the step; nothing was updated.")
+        if accepted:
+            if halvings == 0 and descending:
                 step_size = min(step_size * line_search.growth, max_step_size)
             return trial, step_size
         step_size /= 2
@@ -180,9 +183,11 @@ def algorithm_1_step(
     """
     if line_search is None:
         line_search = LineSearch(rounding=ROUNDING_ULPS * torch.finfo(P.dtype).eps)
-    relative_error, gradient = objective.with_parts_gradient(A, P)
+    # A square A with orthonormal columns has A A^T = I: with no A step it drops out of the P step.
+    basis = None if step_sizes.appearances is None and A.shape[0] == A.shape[1] else A
+    relative_error, gradient = objective.with_parts_gradient(basis, P)
     P, parts_step = projected_gradient_step(
-        lambda P: objective(A, P), P, relative_error, gradient, step_sizes.parts, max_step_sizes.parts,
+        lambda P: objective(basis, P), P, relative_error, gradient, step_sizes.parts, max_step_sizes.parts,
         project_nonnegative_, line_search,
     )
     appearances_step = None
