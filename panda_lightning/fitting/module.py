@@ -206,7 +206,7 @@ class PandA(L.LightningModule):
             rank_zero_warn(
                 f"PandA ran {self.global_step} steps without measuring its held-out error, so it could "
                 "not tell whether it converged: set trainer.val_check_interval to a number of steps "
-                "(the panda command's default is 100)."
+                "(the panda command's default is 50)."
             )
         elif not self.convergence.converged:
             rank_zero_warn(
