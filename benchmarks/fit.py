@@ -18,27 +18,41 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import torch
 from einops import rearrange
+from torch import Tensor
 
 from panda_lightning.cli import run as panda
+from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.datamodules.latent_stream import latents_for
 from panda_lightning.functional.factorization import orthogonality_error
 from panda_lightning.metrics import RelativeError
 
-EVALUATION_STREAM = 99  # apart from the fit's own streams (seed 12345)
+EVALUATION_SEED, EVALUATION_STREAM = 12345, 99  # apart from every fit's own streams
 
 
-def held_out_error(cli, num_samples: int) -> float:
-    datamodule, model = cli.datamodule, cli.model
-    # After the fit the model is back on the CPU; the generator stays where it ran.
-    appearances, parts = (factor.detach().to(datamodule.device) for factor in (model.appearances, model.parts))
-    metric = RelativeError().to(datamodule.device)
-    for start in range(0, num_samples, 128):
-        latents = latents_for(datamodule.sampler, 12345, EVALUATION_STREAM, range(start, min(start + 128, num_samples)))
-        metric.update(rearrange(datamodule.activations(latents), "n c h w -> n c (h w)"), appearances, parts)
-    return metric.compute().item()
+def unfold(activations: Tensor) -> Tensor:
+    return rearrange(activations.float(), "n c h w -> n c (h w)")
+
+
+def evaluator(datamodule: GeneratorActivations, num_samples: int) -> Callable[[Tensor, Tensor], float]:
+    """The relative error of factors ``(A, P)`` on ``num_samples`` samples that no fit sees
+    (their activations computed once); ``inf`` for factors that diverged."""
+    held_out = [
+        unfold(datamodule.activations(latents_for(datamodule.sampler, EVALUATION_SEED, EVALUATION_STREAM, range(start, min(start + 128, num_samples)))))
+        for start in range(0, num_samples, 128)
+    ]
+
+    def error(A: Tensor, P: Tensor) -> float:
+        metric = RelativeError().to(held_out[0].device)
+        for Z in held_out:
+            metric.update(Z, A.detach().to(Z), P.detach().to(Z))
+        value = metric.compute().item()
+        return value if value == value else float("inf")  # NaN: diverged
+
+    return error
 
 
 def fit(config: str, extra: list[str], held_out: int) -> dict[str, float]:
@@ -52,7 +66,7 @@ def fit(config: str, extra: list[str], held_out: int) -> dict[str, float]:
         return {
             "steps": cli.trainer.global_step,
             "seconds": seconds,
-            "error": held_out_error(cli, held_out),
+            "error": evaluator(cli.datamodule, held_out)(cli.model.appearances, cli.model.parts),
             "orthogonality": orthogonality_error(cli.model.appearances.detach().double()).item(),
         }
 

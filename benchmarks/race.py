@@ -35,17 +35,14 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from einops import rearrange
 from torch import Tensor
 
+from benchmarks.fit import evaluator, unfold
 from benchmarks.gradients import left_to_right_appearances, left_to_right_parts
 from panda_lightning.cli import PandACLI, run as panda
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.datamodules.latent_stream import latents_for
 from panda_lightning.functional.factorization import channel_scatter, hosvd_appearances, random_parts
-from panda_lightning.metrics import RelativeError
 
-EVALUATION_SEED, EVALUATION_STREAM = 12345, 99  # apart from every fit's own streams
 TARGETS = (0.02, 0.01)
 STREAMING = ["--data.pool_bytes=0", "--data.keep_validation=false", "--trainer.val_check_interval=100", "--model.init_samples=1024"]
 
@@ -128,26 +125,6 @@ def reference_fit(datamodule: GeneratorActivations, parts_rank: int, init_sample
             trajectory.append((elapsed, A.clone(), P.clone()))
             next_record += 0.25
     return trajectory
-
-
-def unfold(activations: Tensor) -> Tensor:
-    return rearrange(activations.float(), "n c h w -> n c (h w)")
-
-
-def evaluator(datamodule: GeneratorActivations, num_samples: int) -> Callable[[Tensor, Tensor], float]:
-    held_out = [
-        unfold(datamodule.activations(latents_for(datamodule.sampler, EVALUATION_SEED, EVALUATION_STREAM, range(start, min(start + 128, num_samples)))))
-        for start in range(0, num_samples, 128)
-    ]
-
-    def error(A: Tensor, P: Tensor) -> float:
-        metric = RelativeError()
-        for Z in held_out:
-            metric.update(Z, A.to(Z), P.to(Z))
-        value = metric.compute().item()
-        return value if value == value else float("inf")  # NaN: diverged
-
-    return error
 
 
 def curve(trajectory: Trajectory, error: Callable[[Tensor, Tensor], float]) -> list[tuple[float, float]]:

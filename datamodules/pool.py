@@ -86,7 +86,7 @@ class ActivationPool:
             if self.holds[slot] != batch:
                 self._store(slot, activations_of(batch))
                 self.holds[slot] = batch
-        if len(held) == 1:  # streaming, or the first step: nothing to draw
+        if len(held) == 1:  # the first fresh_every steps: one batch, nothing to draw
             return self.activations[self.schedule.slot(held.start)]
         # One draw for the whole global batch, of which this process takes its positions.
         generator = torch.Generator().manual_seed(sample_seed(self.seed, POOL_DRAW_STREAM, step))

@@ -50,8 +50,9 @@ def _gram_times(A: Tensor, X: Tensor) -> Tensor:
 def _project(Z: Tensor, P: Tensor) -> Tensor:
     """``U_i = Z_i P`` for every sample, ``(N, C, R_S)``, as one product with the ``N * C`` rows.
 
-    With few parts it is computed as ``(P^T Z^T)^T``: the same FLOPs, and on MKL several times
-    faster than a product with fewer than 16 columns (``python -m benchmarks.gradients``)."""
+    With fewer than 16 parts it is computed as ``(P^T Z^T)^T``: the same FLOPs, and with MKL on
+    this project's CPU about twice as fast (1.1 ms against 2.0 ms at ``N * C = 8192``,
+    ``S = 256``, 8 parts); with 16 or more the plain product is as fast or faster."""
     N, C, S = Z.shape
     flat = Z.reshape(N * C, S)
     U = (P.T @ flat.T).T if P.shape[1] < 16 else flat @ P
@@ -110,7 +111,8 @@ def loss_and_parts_gradient(
     L, K, M = terms.coefficients, terms.residual_coefficients, terms.gram_weighted
     N, C, S = Z.shape
     # sum_i Z_i^T (A K_i) as one (R_S x N*C) @ (N*C x S) product, transposed: with the
-    # long N*C side inside, MKL runs this 2-7x faster than the (S x N*C) @ (N*C x R_S) form.
+    # long N*C side inside, MKL runs this 6-7x faster than the (S x N*C) @ (N*C x R_S) form with
+    # 8 parts, and as fast with 16 or 32 (measured on this project's CPU).
     AK = K if A is None else _each(A, K)
     data_term = (AK.reshape(N * C, -1).T @ Z.reshape(N * C, S)).T
     gram_term = P @ (L.transpose(1, 2) @ M).sum(0)
