@@ -21,20 +21,15 @@ import time
 from collections.abc import Callable
 
 import torch
-from einops import rearrange
 from torch import Tensor
 
 from panda_lightning.cli import run as panda
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.datamodules.latent_stream import latents_for
-from panda_lightning.functional.factorization import orthogonality_error
+from panda_lightning.functional.factorization import orthogonality_error, unfold
 from panda_lightning.metrics import RelativeError
 
 EVALUATION_SEED, EVALUATION_STREAM = 12345, 99  # apart from every fit's own streams
-
-
-def unfold(activations: Tensor) -> Tensor:
-    return rearrange(activations.float(), "n c h w -> n c (h w)")
 
 
 def evaluator(datamodule: GeneratorActivations, num_samples: int) -> Callable[[Tensor, Tensor], float]:

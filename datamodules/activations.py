@@ -33,7 +33,9 @@ class GeneratorActivations(L.LightningDataModule):
     The generator costs several steps of Algorithm 1, so by default the activations of recent
     batches are kept in a pool on the device (:mod:`~panda_lightning.datamodules.pool`): each
     step draws its batch from the pool, and a fresh batch replaces the oldest every
-    ``fresh_every`` steps. The held-out samples are never pooled. Memory is the pool's
+    ``fresh_every`` steps. For a model that needs only each batch's positions' Gram matrix
+    (PandA with ``R_C = C``) the pool keeps those instead, formed once per batch
+    (:meth:`pools_grams`). The held-out samples are never pooled. Memory is the pool's
     ``pool_bytes`` and the validation samples' activations, whatever the number of steps.
 
     Args:
@@ -56,6 +58,9 @@ class GeneratorActivations(L.LightningDataModule):
         keep_validation: keep the validation samples' activations (``val_samples`` x C x H x W
             numbers, all processes together) after the first validation, rather than running
             the generator for them at every validation.
+        grams_per_step: with a pool of Gram matrices (:meth:`pools_grams`), the pooled batches
+            that each step sums: a step on ``grams_per_step * batch_size`` samples per process,
+            at the cost of one.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class GeneratorActivations(L.LightningDataModule):
         pool_bytes: int = 256 * 2**20,
         fresh_every: int = 16,
         keep_validation: bool = True,
+        grams_per_step: int = 4,
     ):
         super().__init__()
         check_int("batch_size", batch_size, low=1)
@@ -78,6 +84,7 @@ class GeneratorActivations(L.LightningDataModule):
         check_int("val_samples", val_samples, low=1, why="to fit without validation, set trainer.limit_val_batches=0")
         check_int("pool_bytes", pool_bytes, low=0, why="0: no pool, every step streams a fresh batch")
         check_int("fresh_every", fresh_every, low=1)
+        check_int("grams_per_step", grams_per_step, low=1)
         self.generator = generator.eval().requires_grad_(False)
         self.layer = layer
         resolve_layer(generator, layer)  # a wrong name fails here, listing the valid ones
@@ -89,6 +96,7 @@ class GeneratorActivations(L.LightningDataModule):
         self.pool_bytes = pool_bytes
         self.fresh_every = fresh_every
         self.keep_validation = keep_validation
+        self.grams_per_step = grams_per_step
         self.next_step = 0
         probe = self.activations(self.held_out_latents(range(1)))
         self.feature_shape = tuple(probe.shape[1:])
@@ -165,10 +173,24 @@ class GeneratorActivations(L.LightningDataModule):
         pool_batches = self.pool_bytes // (self.batch_size * world_size * self.sample_bytes)
         return PoolSchedule(pool_batches, self.fresh_every) if pool_batches >= 2 else PoolSchedule(1, 1)
 
+    def pools_grams(self) -> bool:
+        """Whether the pool keeps each batch's positions' Gram matrix ``sum_i Z_i^T Z_i`` rather
+        than its activations: when the model fits on it (its ``fits_on_positions_gram``: PandA
+        with ``R_C = C``) and an ``S x S`` matrix is no larger than a global batch's activations
+        (``S <= N * C``, ``N`` the global batch), so that each process's pool stays within
+        ``pool_bytes``."""
+        model = None if self.trainer is None else self.trainer.lightning_module
+        channels, height, width = self.feature_shape
+        _, world_size = self._rank_and_world()
+        return bool(getattr(model, "fits_on_positions_gram", False)) and height * width <= self.batch_size * world_size * channels
+
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._rank_and_world()
         schedule = self.pool_schedule()
-        self.pool = None if schedule == PoolSchedule(1, 1) else ActivationPool(schedule, self.seed, rank, world_size, self.batch_size)
+        self.pool = None if schedule == PoolSchedule(1, 1) else ActivationPool(
+            schedule, self.seed, rank, world_size, self.batch_size,
+            grams_per_step=self.grams_per_step if self.pools_grams() else None,
+        )
         self._stream = LatentStream(
             self.sampler, self.batch_size, self.seed, rank, world_size, start_step=self.next_step,
             joins_at=schedule.joins_at,
@@ -183,6 +205,15 @@ class GeneratorActivations(L.LightningDataModule):
         batch_mib = self.batch_size * world_size * self.sample_bytes / 2**20
         if self.pool is None:
             pool = f"no activation pool (pool_bytes={self.pool_bytes} holds fewer than 2 batches of {batch_mib:.1f} MiB): a fresh batch every step"
+        elif self.pool.grams:
+            channels, height, width = self.feature_shape
+            gram_mib = (height * width) ** 2 * 4 / 2**20
+            pool = (
+                f"a pool of {schedule.num_batches} batches kept as their positions' Gram matrices "
+                f"({schedule.num_batches * gram_mib:.0f} MiB on each process; the fit needs only these with "
+                f"appearance_rank = C), {self.grams_per_step} summed for each step; a fresh batch every "
+                f"{schedule.fresh_every} steps"
+            )
         else:
             pool = (
                 f"an activation pool of {schedule.num_batches} batches ({schedule.num_batches * batch_mib:.0f} MiB); "

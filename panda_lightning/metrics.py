@@ -85,6 +85,12 @@ class ROIR(Metric):
         return (self.ratio_sum / self.count).float()
 
 
+def _sum_of_squares(Z: Tensor) -> Tensor:
+    # Each sample's norm in Z's dtype (a blocked reduction: ~1e-7 relative in float32), summed
+    # over samples in float64; a float64 reduction over all of Z is 10x slower on CPU.
+    return torch.linalg.vector_norm(Z.flatten(1), dim=1).double().square().sum()
+
+
 class RelativeError(Metric):
     """PandA's relative reconstruction error over batches and devices (Eq. 3 over the energy):
     ``sum_i ||Z_i - A (A^T Z_i P) P^T||_F^2 / sum_i ||Z_i||_F^2``.
@@ -112,9 +118,8 @@ class RelativeError(Metric):
 
     def update(self, Z: Tensor, A: Tensor, P: Tensor) -> None:
         """``Z: (N, C, S)``, ``A: (C, R_C)``, ``P: (S, R_S)``."""
-        # Norms accumulated in float64 without a float64 copy of Z.
-        self.residual += torch.linalg.vector_norm(reconstruct(Z, A, P).sub_(Z), dtype=torch.float64).square()
-        self.energy += torch.linalg.vector_norm(Z, dtype=torch.float64).square()
+        self.residual += _sum_of_squares(reconstruct(Z, A, P).sub_(Z))
+        self.energy += _sum_of_squares(Z)
 
     def compute(self) -> Tensor:
         return (self.residual / self.energy).float()

@@ -12,6 +12,7 @@ import torch
 
 from panda_lightning.fitting.optimizer import BlockCoordinateDescent
 from panda_lightning.functional.algorithm import (
+    GramRelativeError,
     Iteration,
     LineSearch,
     RelativeReconstructionError,
@@ -21,6 +22,7 @@ from panda_lightning.functional.algorithm import (
 )
 from panda_lightning.functional.factorization import (
     orthogonality_error,
+    positions_gram,
     project_nonnegative_,
     project_orthonormal_,
     random_parts,
@@ -165,6 +167,37 @@ def test_one_iteration_is_a_projected_P_step_then_an_A_step_with_the_new_P():
     without_A = algorithm_1_step(RelativeReconstructionError(Z), A, P, StepSizes(1e-3), StepSizes(1.0))
     assert without_A.appearances is A and without_A.step_sizes.appearances is None
     torch.testing.assert_close(without_A.parts, expected_P)
+
+
+def test_a_full_basis_step_on_the_gram_matrix_is_the_step_on_the_activations():
+    generator = torch.Generator().manual_seed(1)
+    Z = torch.randn(6, 5, 30, generator=generator, dtype=torch.float64)
+    A = project_orthonormal_(torch.randn(5, 5, generator=generator, dtype=torch.float64))
+    P = torch.rand(30, 4, generator=generator, dtype=torch.float64)
+    # lr large enough for trials to be halved: the line searches must agree trial by trial.
+    sizes, largest = StepSizes(parts=100.0), StepSizes(parts=100.0)
+    on_activations = algorithm_1_step(RelativeReconstructionError(Z), A, P, sizes, largest)
+    on_gram = algorithm_1_step(GramRelativeError(positions_gram(Z)), A, P, sizes, largest)
+    assert on_gram.step_sizes == on_activations.step_sizes and on_gram.step_sizes.parts < 100
+    torch.testing.assert_close(on_gram.parts, on_activations.parts, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(on_gram.relative_error, on_activations.relative_error, rtol=1e-10, atol=1e-12)
+    assert on_gram.appearances is A
+    doubled = GramRelativeError(positions_gram(Z), reduce=lambda t: 2 * t)  # two devices, one batch each
+    torch.testing.assert_close(doubled.with_parts_gradient(None, P)[1], GramRelativeError(positions_gram(Z)).with_parts_gradient(None, P)[1])
+
+
+def test_a_gram_matrix_refuses_an_appearance_step():
+    generator = torch.Generator().manual_seed(2)
+    Z = torch.randn(3, 5, 8, generator=generator, dtype=torch.float64)
+    square = project_orthonormal_(torch.randn(5, 5, generator=generator, dtype=torch.float64))
+    objective, P = GramRelativeError(positions_gram(Z)), torch.rand(8, 2, dtype=torch.float64)
+    message = r"A={}: a positions' Gram matrix determines the objective only for a full orthonormal basis \(appearance_rank = C"
+    with pytest.raises(ValueError, match=message.format(r"\(5, 5\)")):  # an A step asked for
+        algorithm_1_step(objective, square, P, StepSizes(1.0, 1.0), StepSizes(1.0, 1.0))
+    with pytest.raises(ValueError, match=message.format(r"\(5, 2\)")):
+        objective(square[:, :2], P)
+    with pytest.raises(ValueError, match=r"an A step needs the activations themselves"):
+        objective.with_appearances_gradient(square, P)
 
 
 def test_the_objective_sums_over_devices_with_reduce():

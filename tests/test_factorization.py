@@ -8,6 +8,10 @@ import torch
 from panda_lightning.functional.factorization import (
     appearance_gradient,
     channel_scatter,
+    gram_loss_and_parts_gradient,
+    gram_reconstruction_loss,
+    positions_gram,
+    unfold,
     hosvd_appearances,
     loss_and_appearance_gradient,
     loss_and_parts_gradient,
@@ -74,6 +78,29 @@ def test_a_full_orthonormal_basis_drops_out_of_the_loss_and_parts_gradient(parts
     torch.testing.assert_close(reconstruction_loss(Z, None, P), loss, rtol=1e-10, atol=1e-10)
     # ... and only a full one: with R_C < C the basis matters.
     assert not torch.allclose(reconstruction_loss(Z, A[:, :4], P), loss)
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 24, 6, 3), (2, 3, 10, 3, 10), (1, 16, 5, 16, 1)])
+def test_the_positions_gram_matrix_gives_a_full_basis_loss_and_parts_gradient(shape):
+    Z, _, P = _random(*shape, seed=4)
+    C = Z.shape[1]
+    A, _ = torch.linalg.qr(torch.randn(C, C, generator=torch.Generator().manual_seed(5), dtype=torch.float64))
+    loss, _, grad_P = _autograd(Z, A, P)
+    G = positions_gram(Z)
+    torch.testing.assert_close(G, sum(z.T @ z for z in Z), rtol=1e-12, atol=1e-12)
+    gram_loss, gram_grad_P = gram_loss_and_parts_gradient(G, P)
+    torch.testing.assert_close(gram_loss, loss, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gram_grad_P, grad_P, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gram_reconstruction_loss(G, P, Z.square().sum()), loss, rtol=1e-10, atol=1e-10)
+    # The Gram matrices of two halves of a batch add up to the batch's, as on two devices.
+    torch.testing.assert_close(positions_gram(Z[:1]) + positions_gram(Z[1:]), G)
+
+
+def test_unfold_is_the_mode_3_unfolding_in_float32():
+    activations = torch.arange(2 * 3 * 4 * 5, dtype=torch.float64).view(2, 3, 4, 5)
+    Z = unfold(activations)
+    assert Z.shape == (2, 3, 20) and Z.dtype == torch.float32
+    assert Z[1, 2, 4 * 5 - 1] == activations[1, 2, 3, 4] and Z[0, 1, 6] == activations[0, 1, 1, 1]
 
 
 def test_paper_equations_4_and_5_agree_with_the_factored_form():

@@ -75,6 +75,23 @@ def test_one_training_step_is_one_iteration_of_algorithm_1(tmp_path, tiny_genera
     assert trainer.global_step == 1 and datamodule.next_step == 1
 
 
+def test_with_a_full_basis_a_step_on_the_pooled_gram_matrix_is_the_step_on_the_activations(tmp_path, tiny_generator):
+    lr = 0.3
+    model, datamodule, trainer = _fit(
+        tmp_path, tiny_generator, max_steps=1, layer="main.3", model_kwargs={"lr": lr, "init_samples": 16, "seed": 3},
+    )
+    assert datamodule.pool.grams  # S = 64 positions, N * C = 8 * 8: the pool keeps Gram matrices
+    unfold = lambda z: rearrange(z, "n c h w -> n c (h w)")
+    A0 = hosvd_appearances(sum(channel_scatter(unfold(z)) for z in datamodule.held_out_batches(16)), 8)
+    P0 = random_parts(64, 4, torch.Generator().manual_seed(3))
+    first = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)  # (no model: activations)
+    Z = unfold(first.on_after_batch_transfer(next(iter(first.train_dataloader())), 0))
+
+    _, P1 = _autograd_step(Z, A0, P0, lr)
+    torch.testing.assert_close(model.parts.detach().double(), P1, rtol=1e-4, atol=1e-6)
+    assert torch.equal(model.appearances.detach(), A0)
+
+
 def test_appearances_stay_orthonormal_and_a_full_basis_stays_the_hosvd_basis(tmp_path, tiny_generator):
     fewer, _, fewer_trainer = _fit(tmp_path, tiny_generator, max_steps=20, layer="main.3", model_kwargs={"appearance_rank": 4})
     assert fewer_trainer.optimizers[0].blocks == ("parts", "appearances")

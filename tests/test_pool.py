@@ -1,15 +1,20 @@
 """The activation pool: what it holds at a step is a function of the step, each position draws
 from a held batch, two processes draw what one draws with their whole batch, a pool rebuilt at
-a step goes on bit for bit, and pool_bytes sets its size; validation activations kept are the
-ones the generator gives."""
+a step goes on bit for bit, and pool_bytes sets its size; a pool of Gram matrices gives a whole
+batch's, the sum of what two processes give, for the models that fit on them; validation
+activations kept are the ones the generator gives."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import torch
 
+from panda_lightning import PandA
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.datamodules.pool import ActivationPool, PoolSchedule
+from panda_lightning.functional.factorization import PositionsGram, positions_gram, unfold
 
 SAMPLE_BYTES = 8 * 8 * 8 * 4  # the tiny generator's main.3, float32
 
@@ -81,6 +86,60 @@ def test_a_pool_rebuilt_at_a_step_goes_on_bit_for_bit_and_builds_only_what_it_ho
     assert built == [2, 3, 4, 5, 6]  # held at step 9: 2, 3, 4; then 5 and 6 as they join
 
 
+def random_activations(batch_size: int, rank: int = 0):
+    """``activations_of`` whose sample at global position ``p`` of batch ``b`` is seeded by ``(b, p)``."""
+
+    def activations_of(batch: int) -> torch.Tensor:
+        positions = range(rank * batch_size, (rank + 1) * batch_size)
+        return torch.stack([torch.randn(3, 2, 4, generator=torch.Generator().manual_seed(1000 * batch + p)) for p in positions])
+
+    return activations_of
+
+
+@pytest.mark.parametrize("grams_per_step", [1, 2])
+def test_a_pool_of_gram_matrices_sums_distinct_held_batches_and_two_processes_sum_to_one(grams_per_step):
+    schedule = PoolSchedule(num_batches=3, fresh_every=2)
+    pools = lambda rank, world_size, batch_size: ActivationPool(schedule, 3, rank, world_size, batch_size, grams_per_step)
+    one, ranks = pools(0, 1, 6), [pools(rank, 2, 3) for rank in (0, 1)]
+    grams = {b: positions_gram(unfold(random_activations(6)(b))) for b in range(8)}
+    drawn = []
+    for step in range(16):
+        batch = one.batch(step, random_activations(6))
+        held = schedule.held_at(step)
+        size = min(grams_per_step, len(held))
+        assert isinstance(batch, PositionsGram) and batch.num_samples == 6 * size and batch.gram.shape == (8, 8)
+        sources = [c for c in itertools.combinations(held, size) if torch.allclose(sum(grams[b] for b in c), batch.gram)]
+        assert len(sources) == 1  # the Gram matrices of `size` distinct held batches, summed
+        drawn.append(sources[0])
+        halves = [pool.batch(step, random_activations(3, rank)) for rank, pool in enumerate(ranks)]
+        assert [half.num_samples for half in halves] == [3 * size] * 2
+        torch.testing.assert_close(halves[0].gram + halves[1].gram, batch.gram)
+    assert len(set(drawn[4:])) >= 4  # the draws spread over the batches held
+
+    resumed = pools(0, 1, 6)
+    for step in range(9, 16):
+        torch.testing.assert_close(resumed.batch(step, random_activations(6)).gram, sum(grams[b] for b in drawn[step]), rtol=0, atol=0)
+
+
+def test_the_pool_keeps_gram_matrices_for_a_model_that_fits_on_them(tiny_generator):
+    class Fitting:
+        global_rank, world_size, training = 0, 1, True
+
+        def __init__(self, model):
+            self.lightning_module = model
+
+    shape = (8, 8, 8)  # main.3: S = 64 positions, C = 8 channels
+    for batch_size, appearance_rank, grams in [(8, None, True), (8, 5, False), (7, None, False)]:
+        # (S = 64 <= N * C = 64 with a batch of 8; with 7 an S x S matrix outweighs the batch)
+        datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=batch_size, pool_bytes=4 * 8 * SAMPLE_BYTES)
+        datamodule.trainer = Fitting(PandA(shape, appearance_rank=appearance_rank))
+        datamodule.train_dataloader()
+        assert datamodule.pools_grams() is grams and datamodule.pool.grams is grams
+        assert datamodule.pool.grams_per_step == (4 if grams else None)
+    datamodule.trainer = Fitting(torch.nn.Linear(1, 1))  # a model that says nothing: activations
+    assert not datamodule.pools_grams()
+
+
 def test_pool_bytes_sets_the_pool_for_the_global_batch(tiny_generator):
     batch = 4 * SAMPLE_BYTES
     pool = GeneratorActivations(tiny_generator, layer="main.3", batch_size=4, pool_bytes=3 * batch + 100, fresh_every=5)
@@ -120,6 +179,7 @@ def test_kept_validation_activations_are_the_generators_and_computed_once(tiny_g
     [
         ({"pool_bytes": -1}, r"pool_bytes=-1 must be a non-negative integer \(0: no pool"),
         ({"fresh_every": 0}, "fresh_every=0 must be a positive integer"),
+        ({"grams_per_step": 0}, "grams_per_step=0 must be a positive integer"),
     ],
 )
 def test_bad_pool_arguments_are_named(tiny_generator, kwargs, message):

@@ -8,20 +8,26 @@ from typing import Any
 
 import lightning as L
 import torch
-from einops import rearrange
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from panda_lightning.fitting.optimizer import BlockCoordinateDescent
-from panda_lightning.functional.algorithm import Iteration, RelativeReconstructionError, algorithm_1_step
+from panda_lightning.functional.algorithm import (
+    GramRelativeError,
+    Iteration,
+    RelativeReconstructionError,
+    algorithm_1_step,
+)
 from panda_lightning.functional.convergence import ConvergenceTracker
 from panda_lightning.functional.editing import local_edit, mask_at_layer, part_mask
 from panda_lightning.functional.factorization import (
+    PositionsGram,
     channel_scatter,
     hosvd_appearances,
     orthogonality_error,
     random_parts,
     sparsity,
+    unfold,
 )
 from panda_lightning.functional.refinement import refine_parts
 from panda_lightning.functional.validation import check_float, check_int
@@ -37,7 +43,9 @@ class PandA(L.LightningModule):
     streamed activations: a P step projected onto ``P >= 0``, then an A step projected onto
     ``A^T A = I``. ``A`` is initialised by HOSVD from ``init_samples`` streamed samples when the
     fit starts. With ``R_C = C`` (the default) ``A A^T = I`` and the objective does not depend
-    on ``A``: it stays the HOSVD basis, whose first columns are the most prominent appearances.
+    on ``A``: it stays the HOSVD basis, whose first columns are the most prominent appearances,
+    and a step needs a batch only through ``sum_i Z_i^T Z_i``: a training batch may then come
+    as that :class:`PositionsGram` (as ``GeneratorActivations``' pool gives it) or as activations.
 
     The objective is divided by the batch's activation energy ``sum_i ||Z_i||^2``, so it is
     the relative reconstruction error and one step size suits every layer and generator.
@@ -121,7 +129,7 @@ class PandA(L.LightningModule):
         channels = self.appearances.shape[0]
         scatter = torch.zeros(channels, channels, device=self.device)
         for activations in batches(self.hparams.init_samples):
-            scatter += channel_scatter(self._unfold(activations))
+            scatter += channel_scatter(unfold(activations))
         scatter = self._sum_over_devices(scatter)
         _check_finite_activations(scatter.trace(), "the initialisation samples")
         appearances = self.trainer.strategy.broadcast(hosvd_appearances(scatter, self.appearances.shape[1]))
@@ -131,12 +139,23 @@ class PandA(L.LightningModule):
         self.activation_scale.copy_((scatter.trace() / (self.hparams.init_samples * height * width)).sqrt())
         self.initialised.fill_(True)
 
+    @property
+    def fits_on_positions_gram(self) -> bool:
+        """Whether a training batch may come as its :class:`PositionsGram` (``R_C = C``: the
+        objective depends on the batch only through ``sum_i Z_i^T Z_i``)."""
+        return self.appearances.shape[0] == self.appearances.shape[1]
+
     @torch.no_grad()
-    def training_step(self, activations: Tensor, batch_idx: int) -> None:
+    def training_step(self, batch: Tensor | PositionsGram, batch_idx: int) -> None:
         optimizer = self.optimizers()
         # Our sums lose accuracy in 16 bits, whatever autocast the Trainer set.
         with torch.autocast(self.device.type, enabled=False):
-            objective = RelativeReconstructionError(self._unfold(activations), reduce=self._sum_over_devices)
+            if isinstance(batch, PositionsGram):
+                objective = GramRelativeError(batch.gram.float(), reduce=self._sum_over_devices)
+                batch_size = batch.num_samples
+            else:
+                objective = RelativeReconstructionError(unfold(batch), reduce=self._sum_over_devices)
+                batch_size = batch.shape[0]
             # One iteration of Algorithm 1: a P step projected onto P >= 0, then an A step projected
             # onto A^T A = I. It writes nothing until it has finished, so an error or Ctrl+C midway
             # leaves the factors (and a checkpoint written then) at step `global_step`.
@@ -151,9 +170,9 @@ class PandA(L.LightningModule):
         every = self.trainer.log_every_n_steps
         if every and self.global_step % every == 0:
             # Only the steps Lightning logs compute (and wait for) the diagnostics.
-            self._log_iteration(iteration, objective, activations.shape[0])
+            self._log_iteration(iteration, objective, batch_size)
 
-    def _log_iteration(self, iteration: Iteration, objective: RelativeReconstructionError, batch_size: int) -> None:
+    def _log_iteration(self, iteration: Iteration, objective: RelativeReconstructionError | GramRelativeError, batch_size: int) -> None:
         self.log_dict(
             {
                 "train/relative_error": iteration.relative_error,
@@ -180,7 +199,7 @@ class PandA(L.LightningModule):
     @torch.no_grad()
     def validation_step(self, activations: Tensor, batch_idx: int) -> None:
         with torch.autocast(self.device.type, enabled=False):
-            self.held_out_error.update(self._unfold(activations), self.appearances, self.parts)
+            self.held_out_error.update(unfold(activations), self.appearances, self.parts)
 
     def on_validation_epoch_end(self) -> None:
         error = self.held_out_error.compute()  # summed over devices
@@ -271,14 +290,10 @@ class PandA(L.LightningModule):
                 f"activations of shape {tuple(activations.shape)} are not of the layer{layer} this model was "
                 f"fitted to, whose activations are (N, {', '.join(map(str, self.hparams.feature_shape))})."
             )
-        Z = self._unfold(activations)
+        Z = unfold(activations)
         return refine_parts(Z, self.appearances.detach().to(Z), self.parts.detach().to(Z), affinity, **options)
 
     # -- helpers -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _unfold(activations: Tensor) -> Tensor:
-        return rearrange(activations.float(), "n c h w -> n c (h w)")
 
     def _sum_over_devices(self, tensor: Tensor) -> Tensor:
         # Manual optimisation: nothing all-reduces our hand-written sums but us.

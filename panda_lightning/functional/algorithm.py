@@ -20,6 +20,8 @@ import torch
 from torch import Tensor
 
 from panda_lightning.functional.factorization import (
+    gram_loss_and_parts_gradient,
+    gram_reconstruction_loss,
     loss_and_appearance_gradient,
     loss_and_parts_gradient,
     project_nonnegative_,
@@ -62,6 +64,48 @@ class RelativeReconstructionError:
         """``f`` and its gradient with respect to ``A`` (Eq. 5), ``(C, R_C)``."""
         loss, gradient = loss_and_appearance_gradient(self.Z, A, P, self.local_energy)
         return self.reduce(loss) / self.energy, self.reduce(gradient) / self.energy
+
+
+class GramRelativeError:
+    """:class:`RelativeReconstructionError` for a full orthonormal basis (``R_C = C``, so
+    ``A A^T = I`` and no A step), from the batch's positions' Gram matrix ``G = sum_i Z_i^T Z_i``:
+    ``f(P) = sum_i ||Z_i - Z_i P P^T||^2 / sum_i ||Z_i||^2``. Each evaluation costs
+    ``O(S^2 R_S)``, whatever the batch's size and channels.
+
+    Args:
+        G: this process's batch's ``sum_i Z_i^T Z_i``, ``(S, S)``
+            (:func:`~panda_lightning.functional.factorization.positions_gram`).
+        reduce: as in :class:`RelativeReconstructionError`.
+    """
+
+    def __init__(self, G: Tensor, reduce: Callable[[Tensor], Tensor] = _same):
+        self.G, self.reduce = G, reduce
+        self.local_energy = G.diagonal().sum()
+        self.energy = reduce(self.local_energy.clone())
+
+    def __call__(self, A: None, P: Tensor) -> Tensor:
+        _check_full_basis(A)
+        return self.reduce(gram_reconstruction_loss(self.G, P, self.local_energy)) / self.energy
+
+    def with_parts_gradient(self, A: None, P: Tensor) -> tuple[Tensor, Tensor]:
+        """``f`` and its gradient with respect to ``P`` (Eq. 4 with ``A A^T = I``), ``(S, R_S)``."""
+        _check_full_basis(A)
+        loss, gradient = gram_loss_and_parts_gradient(self.G, P, self.local_energy)
+        return self.reduce(loss) / self.energy, self.reduce(gradient) / self.energy
+
+    def with_appearances_gradient(self, A: Tensor, P: Tensor) -> tuple[Tensor, Tensor]:
+        raise ValueError(_GRAM_NEEDS_FULL_BASIS.format(A=tuple(A.shape)))
+
+
+_GRAM_NEEDS_FULL_BASIS = (
+    "A={A}: a positions' Gram matrix determines the objective only for a full orthonormal basis "
+    "(appearance_rank = C, no A step), passed as A=None; an A step needs the activations themselves."
+)
+
+
+def _check_full_basis(A: Tensor | None) -> None:
+    if A is not None:
+        raise ValueError(_GRAM_NEEDS_FULL_BASIS.format(A=tuple(A.shape)))
 
 
 @dataclass(frozen=True)
@@ -159,7 +203,7 @@ class Iteration(NamedTuple):
 
 
 def algorithm_1_step(
-    objective: RelativeReconstructionError,
+    objective: RelativeReconstructionError | GramRelativeError,
     A: Tensor,
     P: Tensor,
     step_sizes: StepSizes,
@@ -170,7 +214,8 @@ def algorithm_1_step(
     new ``P``, projected onto ``A^T A = I`` (the polar factor, Sec. 3.3).
 
     Args:
-        objective: the batch's :class:`RelativeReconstructionError`.
+        objective: the batch's :class:`RelativeReconstructionError`, or with ``R_C = C`` its
+            :class:`GramRelativeError`.
         A: ``(C, R_C)`` with orthonormal columns; P: ``(S, R_S)``, non-negative. Not modified.
         step_sizes: each block's current step size; ``appearances=None`` skips the A step.
         max_step_sizes: each block's largest step size (``lr``).

@@ -12,6 +12,9 @@ Everything returns *sums* over samples, never means, so that a sum over devices 
 whatever each device's batch size. Nothing here forms an ``S x S`` or ``C x C`` product per
 sample: with ``U_i = Z_i P`` and ``L_i = A^T U_i`` every quantity is a few passes of
 ``C * S * R_S`` per sample plus ``R x R`` work (see ``python -m benchmarks.gradients``).
+With a full orthonormal basis (``R_C = C``) the loss depends on a batch only through its
+positions' Gram matrix ``sum_i Z_i^T Z_i`` (``S x S``, formed once per batch), and the
+``gram_*`` functions evaluate it in ``O(S^2 R_S)``, whatever the batch.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from einops import rearrange
 from torch import Tensor
 
 
@@ -147,6 +151,67 @@ def loss_and_appearance_gradient(
     else:
         gram_term = A @ (L @ gram_parts @ L.transpose(1, 2)).sum(0)
     return terms.loss, 2 * (gram_term + data_term)
+
+
+class PositionsGram(NamedTuple):
+    """A batch summarised for a full orthonormal basis: ``gram = sum_i Z_i^T Z_i``, ``(S, S)``,
+    of this process's ``num_samples`` samples (see :func:`positions_gram`)."""
+
+    gram: Tensor
+    num_samples: int
+
+
+def unfold(activations: Tensor) -> Tensor:
+    """A layer's activations ``(N, C, H, W)`` as the paper's mode-3 unfoldings ``Z: (N, C, S)``
+    (``S = H * W``), in float32: what every fit and use of the factors computes on."""
+    return rearrange(activations.float(), "n c h w -> n c (h w)")
+
+
+def positions_gram(Z: Tensor) -> Tensor:
+    """``G = sum_i Z_i^T Z_i``, ``(S, S)``, of ``Z: (N, C, S)``.
+
+    With ``R_C = C`` and ``A`` orthonormal, ``A A^T = I`` and Eq. 3 summed over the batch is
+    ``tr(G) - 2 tr(P^T G P) + tr(P^T G P P^T P)``: ``G`` is all a P step needs from the batch
+    (see :func:`gram_loss_and_parts_gradient`). One ``(S x N*C) @ (N*C x S)`` product.
+    """
+    flat = rearrange(Z, "n c s -> (n c) s")
+    return flat.T @ flat
+
+
+def _gram_terms(G: Tensor, P: Tensor, energy: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    GP = G @ P
+    coefficients_gram = P.T @ GP  # H = P^T G P = sum_i L_i^T L_i, (R_S, R_S)
+    gram_parts = P.T @ P
+    energy = G.diagonal().sum() if energy is None else energy
+    loss = energy - 2 * coefficients_gram.trace() + (coefficients_gram * gram_parts).sum()
+    return loss, GP, coefficients_gram, gram_parts
+
+
+def gram_reconstruction_loss(G: Tensor, P: Tensor, energy: Tensor | None = None) -> Tensor:
+    """Eq. 3 summed over a batch with a full orthonormal basis (``R_C = C``), from its
+    positions' Gram matrix: ``sum_i ||Z_i - Z_i P P^T||^2 = tr(G) - 2 tr(H) + tr(H P^T P)`` with
+    ``H = P^T G P``.
+
+    Args:
+        G: ``sum_i Z_i^T Z_i``, ``(S, S)`` (:func:`positions_gram`); P: ``(S, R_S)``.
+        energy: ``tr(G) = sum_i ||Z_i||^2`` when the caller has it already.
+
+    Returns:
+        A scalar: :func:`reconstruction_loss` with ``A=None`` on the batch, in ``O(S^2 R_S)``.
+    """
+    return _gram_terms(G, P, energy)[0]
+
+
+def gram_loss_and_parts_gradient(G: Tensor, P: Tensor, energy: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`gram_reconstruction_loss` and its gradient with respect to the parts (Eq. 4 with
+    ``A A^T = I``): ``grad_P = 2 [G P (P^T P - 2 I) + P H]`` with ``H = P^T G P``.
+
+    Returns:
+        ``(loss, grad_P)``: equal to :func:`loss_and_parts_gradient` with ``A=None`` on the
+        batch whose Gram matrix ``G`` is.
+    """
+    loss, GP, coefficients_gram, gram_parts = _gram_terms(G, P, energy)
+    return loss, 2 * (GP @ gram_parts - 2 * GP + P @ coefficients_gram)
 
 
 def parts_gradient(Z: Tensor, A: Tensor, P: Tensor) -> Tensor:
