@@ -14,11 +14,11 @@ EVAL_VENV ?= .venv-eval
 setup: $(VENV)/.installed
 
 # --system-site-packages: a torch already installed is used as it is, and no other is fetched.
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install '$(TORCH_SPEC)'
 	$(BIN)/python -m pip install -e '.[dev]'
-	$(BIN)/python -m pip install --no-deps gan-face-generate==1.1.1
+	$(BIN)/python -m pip install --no-deps gan-face-generate==1.1.1 omniart-eye-generator==0.1
 	touch $@
 
 fit: setup

@@ -1,6 +1,7 @@
-"""The time of `make fit`'s fit: `panda fit --config configs/dcgan_faces.yaml`, pictures included.
+"""The time of a fit with its pictures: `make fit`'s (`panda fit --config configs/dcgan_faces.yaml`),
+or another config's given with ``--config``.
 
-    python -m benchmarks.make_fit [panda fit options ...]
+    python -m benchmarks.make_fit [--config CONFIG] [panda fit options ...]
 
 Prints the steps, the fit's own time (``on_fit_start`` to ``on_fit_end``: the HOSVD
 initialisation, steps, validations, checkpoints and pictures) and the whole command's. Logs go to
@@ -29,9 +30,13 @@ class Clock(L.Callback):
 def main() -> None:
     clock, start = Clock(), time.perf_counter()
     with tempfile.TemporaryDirectory() as directory:
+        options = sys.argv[1:]
+        # The config first: the overrides below apply to its logger.
+        config = options[:2] if options[:1] == ["--config"] else ["--config", "configs/dcgan_faces.yaml"]
+        options = options[2:] if options[:1] == ["--config"] else options
         cli = panda(
-            ["fit", "--config", "configs/dcgan_faces.yaml", "--trainer.enable_progress_bar=false",
-             "--trainer.logger.init_args.save_dir", directory, *sys.argv[1:]],
+            ["fit", *config, "--trainer.enable_progress_bar=false",
+             "--trainer.logger.init_args.save_dir", directory, *options],
             trainer_defaults={"callbacks": [clock]},
         )
     print(f"FIT {cli.trainer.global_step} steps, fit {clock.seconds:.1f} s, command {time.perf_counter() - start:.1f} s")

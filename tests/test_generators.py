@@ -15,7 +15,7 @@ import yaml
 from panda_lightning import PandA
 from panda_lightning.cli import run
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.generators import BigGAN, FaceDCGAN, StyleGenerator, load_weights
+from panda_lightning.generators import EYE_COLOURS, BigGAN, FaceDCGAN, OmniartEyes, StyleGenerator, load_weights
 from panda_lightning.generators.layers import activations_at
 from panda_lightning.metrics import roir
 
@@ -48,8 +48,9 @@ def _fit(generator, layer, max_steps, parts_rank=8):
         (FaceDCGAN, "main.8", 150),
         (lambda: BigGAN(config=SMALL_BIGGAN), "generator.layers.3", 200),
         (StyleGenerator, "synthesis.b16[0]", 150),
+        (OmniartEyes, "main.12", 150),
     ],
-    ids=["face_dcgan", "biggan", "style_generator"],
+    ids=["face_dcgan", "biggan", "style_generator", "omniart_eyes"],
 )
 def test_each_architecture_fits_and_edits_a_part_locally(make_generator, layer, max_steps):
     model, datamodule = _fit(make_generator(), layer, max_steps)
@@ -71,6 +72,36 @@ def test_each_architecture_fits_and_edits_a_part_locally(make_generator, layer, 
     # part), but among the parts found there is one whose edit changes the image more inside it
     # than outside.
     assert min(locality(k, images) for k, images in zip(small, edited)) < 1
+
+
+def test_omniart_latents_hold_noise_and_the_named_eye_colour():
+    blue = OmniartEyes(eye_colour="blue", pretrained=False).sample_latents(5, torch.Generator().manual_seed(0))
+    assert blue.shape == (5, 108, 1, 1)
+    assert torch.equal(blue[:, 100:, 0, 0], F.one_hot(torch.full((5,), EYE_COLOURS.index("blue")), 8).float())
+    mixed = OmniartEyes(eye_colour=None, pretrained=False).sample_latents(64, torch.Generator().manual_seed(0))
+    codes = mixed[:, 100:, 0, 0]
+    assert torch.equal(codes.sum(1), torch.ones(64)) and len(set(codes.argmax(1).tolist())) == 8  # every colour drawn
+    with pytest.raises(ValueError, match=r"eye_colour='purple' is not one of the generator's classes: amber, blue, brown, gray, grayscale, green, hazel, red"):
+        OmniartEyes(eye_colour="purple", pretrained=False)
+
+
+def test_omniart_pretrained_eyes_take_the_colour_asked_for_and_run_from_a_layer():
+    eyes = OmniartEyes().eval()
+    z = torch.randn(8, 100, 1, 1, generator=torch.Generator().manual_seed(0))
+
+    def images(colour: str) -> torch.Tensor:
+        one_hot = eyes.colour_one_hot(torch.full((8,), EYE_COLOURS.index(colour)))
+        with torch.no_grad():
+            return eyes(torch.cat([z, one_hot], 1))
+
+    blue = images("blue")
+    assert blue.shape == (8, 3, 128, 128) and blue.abs().max() <= 1
+    blueness = {colour: (images(colour)[:, 2] - images(colour)[:, 0]).mean().item() for colour in EYE_COLOURS}
+    assert max(blueness, key=blueness.get) == "blue"  # blue minus red, the same noise: the classes' order is right
+    assert blueness["blue"] > blueness["brown"] + 0.2
+    latents = torch.cat([z, eyes.colour_one_hot(torch.zeros(8, dtype=torch.long))], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(eyes.forward_from("main.12", activations_at(eyes, "main.12", lambda: eyes(latents))), eyes(latents))
 
 
 def test_biggan_latents_hold_truncated_noise_and_one_hot_classes():
@@ -190,6 +221,7 @@ CONFIGURED = {  # each config, with a small BigGAN to keep the tests quick, and 
     "biggan": (["--data.generator.init_args.config", "{channel_width: 8}"], "generator.layers.7", "(1, 16, 64, 64)"),
     "style_generator": ([], "synthesis.b16[0]", "(1, 64, 16, 16)"),
     "own_generator": ([], "synthesis.b16.conv1", "(1, 32, 16, 16)"),
+    "omniart_eyes": ([], "main.12", "(1, 128, 32, 32)"),
 }
 
 

@@ -11,7 +11,11 @@ error that names what does not match.
 from panda_lightning.generators.biggan import BigGAN
 from panda_lightning.generators.face_dcgan import FACE_DCGAN_INSTALL, FaceDCGAN
 from panda_lightning.generators.latents import GaussianLatents
+from panda_lightning.generators.omniart_eyes import EYE_COLOURS, OMNIART_EYES_INSTALL, OmniartEyes
 from panda_lightning.generators.style import StyleGenerator
 from panda_lightning.generators.weights import load_weights
 
-__all__ = ["BigGAN", "FACE_DCGAN_INSTALL", "FaceDCGAN", "GaussianLatents", "StyleGenerator", "load_weights"]
+__all__ = [
+    "BigGAN", "EYE_COLOURS", "FACE_DCGAN_INSTALL", "FaceDCGAN", "GaussianLatents", "OMNIART_EYES_INSTALL",
+    "OmniartEyes", "StyleGenerator", "load_weights",
+]

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from panda_lightning.generators.latents import GaussianLatents
+from panda_lightning.generators.sequential import forward_from_sequential
 
 FACE_DCGAN_INSTALL = "pip install --no-deps gan-face-generate==1.1.1"
 
@@ -51,7 +52,4 @@ class FaceDCGAN(nn.Module):
 
     def forward_from(self, layer: str, activations: Tensor) -> Tensor:
         """The images from the output of ``layer`` on, without the layers before it."""
-        prefix, _, index = layer.partition(".")
-        if prefix != "main" or not index.isdigit() or not 0 <= int(index) < len(self.main):
-            raise ValueError(f"layer={layer!r} must be one of main.0 to main.{len(self.main) - 1}.")
-        return self.main[int(index) + 1 :](activations)
+        return forward_from_sequential(self.main, layer, activations)
