@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from panda_lightning.generators.sequential import forward_from_sequential
+from panda_lightning.generators.weights import load_weights
 
 OMNIART_EYES_INSTALL = "pip install --no-deps omniart-eye-generator==0.1"
 EYE_COLOURS = ("amber", "blue", "brown", "gray", "grayscale", "green", "hazel", "red")
@@ -65,8 +66,7 @@ class OmniartEyes(nn.Module):
         )
         if pretrained:
             # Saved on CUDA in the legacy format: loaded onto the CPU, tensors only.
-            state = torch.load(_weights_file(), map_location="cpu", weights_only=True)
-            self.load_state_dict(state)
+            load_weights(self, str(_weights_file()), argument="the package's generator_model_state.pth")
 
     def colour_one_hot(self, colours: Tensor) -> Tensor:
         """One-hot codes ``(N, 8, 1, 1)`` of class indices ``colours: (N,)``."""
