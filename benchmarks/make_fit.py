@@ -32,8 +32,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         options = sys.argv[1:]
         # The config first: the overrides below apply to its logger.
-        config = options[:2] if options[:1] == ["--config"] else ["--config", "configs/dcgan_faces.yaml"]
-        options = options[2:] if options[:1] == ["--config"] else options
+        config, options = (options[:2], options[2:]) if options[:1] == ["--config"] else (["--config", "configs/dcgan_faces.yaml"], options)
         cli = panda(
             ["fit", *config, "--trainer.enable_progress_bar=false",
              "--trainer.logger.init_args.save_dir", directory, *options],
