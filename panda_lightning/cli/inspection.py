@@ -168,10 +168,11 @@ def _layer_table(rows: list[LayerOutput], generator: str, configured: str) -> st
         notes = {0: ["not run by forward(): a container, or unused"], 1: []}.get(
             row.calls, [f"runs {row.calls} times: its first output counts"]
         )
-        notes += ["<- data.layer"] if row.layer == configured else []
+        notes += [f"also {row.alias}"] if row.alias else []
+        notes += ["<- data.layer"] if configured in (row.layer, row.alias) else []
         lines.append(f"{'*' if row.usable else ' '} {row.layer:<{width}}  {row.output:<18}  {'; '.join(notes)}".rstrip())
-    usable = [row.layer for row in rows if row.usable]
-    chosen = next((row for row in rows if row.layer == configured), None)
+    usable = [name for row in rows if row.usable for name in (row.layer, row.alias) if name]
+    chosen = next((row for row in rows if configured in (row.layer, row.alias)), None)
     elements = [name for name in usable if name.startswith(configured + "[")]
     if chosen is not None and chosen.usable:
         verdict = f"data.layer={configured!r} outputs {chosen.output}: PandA can factorise it."

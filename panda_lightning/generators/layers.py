@@ -6,7 +6,8 @@ list or dict (a style block's ``(features, rgb)``) is followed by a selector nam
 
 :func:`activations_at` stops the forward pass at the layer, so nothing after it runs;
 :func:`with_replaced_output` runs it whole with the layer's output edited; :func:`layer_outputs`
-lists what every layer outputs, to choose one.
+lists what every layer outputs, to choose one. A generator may name layers by aliases too, in a
+``layer_aliases`` dict (StyleGAN2's ``"layer5"`` for ``"synthesis.b16.conv1"``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def split_layer(layer: str) -> tuple[str, tuple[Selector, ...]]:
     return path, tuple(selectors)
 
 
+def canonical_layer(generator: nn.Module, layer: str) -> str:
+    """``layer`` with an alias of ``generator.layer_aliases`` replaced by the path it stands for."""
+    path, bracket, rest = layer.partition("[")
+    aliases = getattr(generator, "layer_aliases", None) or {}
+    return aliases.get(path, path) + bracket + rest
+
+
 def layer_names(generator: nn.Module) -> list[str]:
     """Dotted paths of every sub-module of ``generator`` (``"main.8"``, ...)."""
     return [name for name, _ in generator.named_modules() if name]
@@ -50,11 +58,11 @@ def layer_names(generator: nn.Module) -> list[str]:
 
 def resolve_layer(generator: nn.Module, layer: str) -> nn.Module:
     """The sub-module of ``layer`` (its selectors aside), or a ``ValueError`` listing valid paths."""
-    path, _ = split_layer(layer)
+    path, _ = split_layer(canonical_layer(generator, layer))
     modules = dict(generator.named_modules())
     if path in modules and path:
         return modules[path]
-    names = layer_names(generator)
+    names = layer_names(generator) + list(getattr(generator, "layer_aliases", None) or {})
     close = difflib.get_close_matches(path, names, n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     shown = names if len(names) <= 60 else names[:60] + [f"... ({len(names) - 60} more)"]
@@ -137,7 +145,7 @@ def activations_at(generator: nn.Module, layer: str, run: Callable[[], Any]) -> 
     several times in one pass gives its first output.
     """
     module = resolve_layer(generator, layer)
-    _, selectors = split_layer(layer)
+    _, selectors = split_layer(canonical_layer(generator, layer))
 
     def stop(_module: nn.Module, _inputs: Any, output: Any) -> None:
         raise _ReachedLayer(_pick(output, selectors, layer))
@@ -162,7 +170,7 @@ def with_replaced_output(
     :func:`activations_at` reads, and so the one the factors were fitted on.
     """
     module = resolve_layer(generator, layer)
-    _, selectors = split_layer(layer)
+    _, selectors = split_layer(canonical_layer(generator, layer))
     done = False
 
     def replace(_module: nn.Module, _inputs: Any, output: Any) -> Any:
@@ -194,12 +202,14 @@ class LayerOutput:
         output: the output's shape with the batch first, or its type when it is no tensor.
         calls: how often the module ran in the pass (0: never; more than 1: its first output counts).
         usable: whether it is a feature map ``(N, C, H, W)`` that PandA can factorise.
+        alias: the generator's other name for the layer (``layer_aliases``), if any.
     """
 
     layer: str
     output: str
     calls: int
     usable: bool
+    alias: str = ""
 
 
 @torch.no_grad()
@@ -225,13 +235,15 @@ def layer_outputs(generator: nn.Module, run: Callable[[], Any]) -> list[LayerOut
         for handle in handles:
             handle.remove()
 
+    aliases = {path: alias for alias, path in (getattr(generator, "layer_aliases", None) or {}).items()}
+
     def flatten(layer: str, output: Any, count: int) -> list[LayerOutput]:
         elements = _elements(output)
         if not elements:
             usable = isinstance(output, Tensor) and output.dim() == 4
-            return [LayerOutput(layer, _describe(output), count, usable)]
+            return [LayerOutput(layer, _describe(output), count, usable, aliases.get(layer, ""))]
         return [row for name, element in elements for row in flatten(layer + name, element, count)]
 
     ran = [row for name in first for row in flatten(name, first[name], calls[name])]
-    never = [LayerOutput(name, "-", 0, False) for name, _ in named if name not in first]
+    never = [LayerOutput(name, "-", 0, False, aliases.get(name, "")) for name, _ in named if name not in first]
     return ran + never

@@ -1,0 +1,61 @@
+"""How far StyleGAN2 is from the reference code that made tests/data/*_golden.pt.
+
+    python -m benchmarks.stylegan_equality
+
+Prints, for every output the reference code computed (images per setting, features per layer),
+the largest absolute difference from this package's StyleGAN2 and the output's largest magnitude.
+The golden files come from tests/data/golden/ (NVIDIA's stylegan2-ada-pytorch and
+rosinality/stylegan2-pytorch, run on random weights outside this package).
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+from panda_lightning.generators import StyleGAN2
+from panda_lightning.generators.layers import activations_at
+
+DATA = Path(__file__).parents[1] / "tests" / "data"
+NVIDIA_SETTINGS = {"const": {}, "truncated": dict(truncation_psi=0.5, truncation_cutoff=4),
+                   "no_noise": dict(truncation_psi=0.7, noise_mode="none")}
+
+
+def _row(reference: str, output: str, ours: torch.Tensor, theirs: torch.Tensor) -> str:
+    difference = (ours - theirs).abs().max().item()
+    return f"{reference:<28} {output:<22} {tuple(theirs.shape)!s:<18} {difference:>10.3g} {theirs.abs().max().item():>10.3g}"
+
+
+@torch.no_grad()
+def main() -> None:
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}")
+    print(f"{'reference':<28} {'output':<22} {'shape':<18} {'max |diff|':>10} {'max |ref|':>10}")
+    nvidia = torch.load(DATA / "stylegan2_ada_golden.pt", weights_only=True)
+    rosinality = torch.load(DATA / "rosinality_golden.pt", weights_only=True)
+    latents = torch.cat([nvidia["z"], nvidia["c"]], dim=1)
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(nvidia["state"], Path(folder) / "state.pt")
+        generators = {name: StyleGAN2(architecture=nvidia["architecture"], checkpoint=str(Path(folder) / "state.pt"),
+                                      **settings).eval() for name, settings in NVIDIA_SETTINGS.items()}
+        for name, generator in generators.items():
+            reference = nvidia["outputs"][name]
+            print(_row("stylegan2-ada-pytorch", f"images, {name}", generator(latents[: len(reference)]), reference))
+        generator = generators["const"]  # the features were recorded in the "const" pass
+        for layer in ("synthesis.b16.conv0", "synthesis.b16.conv1"):
+            reference = nvidia["outputs"][layer]
+            # recorded in the pass of all the latents: the batch is the convolution's groups
+            ours = activations_at(generator, layer, lambda: generator(latents))[: len(reference)]
+            print(_row("stylegan2-ada-pytorch", layer.removeprefix("synthesis."), ours, reference))
+        torch.save(rosinality["checkpoint"], Path(folder) / "g.pt")
+        generator = StyleGAN2(rosinality=str(Path(folder) / "g.pt")).eval()
+        print(_row("rosinality/stylegan2-pytorch", "images, const", generator(rosinality["z"]), rosinality["outputs"]["const"]))
+        generator.truncation_psi = 0.5
+        reference = rosinality["outputs"]["truncated"]
+        print(_row("rosinality/stylegan2-pytorch", "images, truncated", generator(rosinality["z"][: len(reference)]), reference))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""StyleGAN2: equal to NVIDIA's and rosinality's own code on the outputs they computed
+(tests/data/*_golden.pt, made by tests/data/golden/), read from a pickle of NVIDIA's structure
+without running what it carries, and refusing what a network pickle does not hold."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from panda_lightning.generators import StyleGAN2
+from panda_lightning.generators.layers import activations_at
+from panda_lightning.generators.network_pickle import read_network_pickle
+
+DATA = Path(__file__).parent / "data"
+NVIDIA = torch.load(DATA / "stylegan2_ada_golden.pt", weights_only=True)
+ROSINALITY = torch.load(DATA / "rosinality_golden.pt", weights_only=True)
+
+
+def _assert_equal_to_float32_rounding(ours, theirs):
+    # Outputs of magnitude ~10 from a few hundred float32 operations: rounding is ~1e-6 of that.
+    assert ours.shape == theirs.shape
+    difference = (ours - theirs).abs().max().item()
+    assert difference <= 1e-5 * theirs.abs().max().item(), f"max abs difference {difference:.3g}"
+
+
+# -- a pickle as stylegan2-ada-pytorch writes one -------------------------------------------
+
+
+def _persistence_modules(monkeypatch):
+    """Stand-ins for the modules NVIDIA's pickles name, so that pickle writes those names."""
+    persistence = types.ModuleType("torch_utils.persistence")
+    util = types.ModuleType("dnnlib.util")
+
+    def _reconstruct_persistent_obj(meta):  # never called: reading must not get here
+        raise AssertionError("the reader called NVIDIA's reconstruction")
+
+    class EasyDict(dict):
+        pass
+
+    _reconstruct_persistent_obj.__module__ = persistence.__name__
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    EasyDict.__module__, EasyDict.__qualname__ = util.__name__, "EasyDict"
+    persistence._reconstruct_persistent_obj, util.EasyDict = _reconstruct_persistent_obj, EasyDict
+    for name, module in [("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
+                         ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", util)]:
+        monkeypatch.setitem(sys.modules, name, module)
+    return _reconstruct_persistent_obj, EasyDict
+
+
+def _write_network_pickle(path, generator, monkeypatch, source="", extra=None):
+    """``generator`` pickled as NVIDIA's persistence does: each module a call of
+    ``_reconstruct_persistent_obj(meta)``, ``meta['state']`` its ``__dict__`` with its init
+    arguments, floats as numpy scalars, EasyDicts for keyword groups, ``module_src`` the source."""
+    reconstruct, easy_dict = _persistence_modules(monkeypatch)
+
+    def easy(value):
+        return easy_dict({k: easy(v) for k, v in value.items()}) if isinstance(value, dict) else value
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if not isinstance(obj, nn.Module):
+                return NotImplemented
+            state = {k: np.float64(v) if isinstance(v, float) else v for k, v in obj.__dict__.items()
+                     if k not in ("architecture", "layer_aliases")}
+            state["_init_args"], state["_init_kwargs"] = (), easy(generator.architecture) if obj is generator else {}
+            name = "Generator" if obj is generator else type(obj).__name__
+            meta = dict(type="class", version=6, module_src=source, class_name=name, state=state)
+            return reconstruct, (meta,)
+
+    content = dict(G=generator, D=None, G_ema=generator, augment_pipe=None,
+                   training_set_kwargs=easy(dict(path="images.zip", use_labels=True)), **(extra or {}))
+    with open(path, "wb") as file:
+        Pickler(file, protocol=4).dump(content)
+
+
+@pytest.fixture(scope="module")
+def nvidia_generator():
+    generator = StyleGAN2(architecture=NVIDIA["architecture"]).eval()
+    generator.load_state_dict(NVIDIA["state"])
+    return generator
+
+
+def _latents(golden, count=None):
+    return torch.cat([golden["z"], golden["c"]], dim=1)[:count]
+
+
+def test_stylegan2_equals_nvidias_code_read_from_a_network_pickle(nvidia_generator, tmp_path, monkeypatch):
+    ran = tmp_path / "the embedded source ran"
+    _write_network_pickle(tmp_path / "network.pkl", nvidia_generator, monkeypatch,
+                          source=f"open({str(ran)!r}, 'w').close()\n")
+    monkeypatch.undo()  # the reader runs without NVIDIA's modules, as on a user's machine
+    generator = StyleGAN2(pickle=str(tmp_path / "network.pkl")).eval()
+    assert not ran.exists()
+    outputs = NVIDIA["outputs"]
+    with torch.no_grad():
+        _assert_equal_to_float32_rounding(generator.mapping_ws(_latents(NVIDIA)), outputs["ws"])
+        _assert_equal_to_float32_rounding(generator(_latents(NVIDIA)), outputs["const"])
+        for layer in ("synthesis.b16.conv0", "layer5"):  # by block, and by the paper's index (b16.conv1)
+            features = activations_at(generator, layer, lambda: generator(_latents(NVIDIA)))[:2]
+            name = "synthesis.b16.conv1" if layer == "layer5" else layer
+            _assert_equal_to_float32_rounding(features, outputs[name])
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [(dict(truncation_psi=0.5, truncation_cutoff=4), "truncated"), (dict(truncation_psi=0.7, noise_mode="none"), "no_noise")],
+)
+def test_truncation_and_noise_modes_equal_nvidias(settings, expected, tmp_path):
+    torch.save(NVIDIA["state"], tmp_path / "state.pt")
+    generator = StyleGAN2(architecture=NVIDIA["architecture"], checkpoint=str(tmp_path / "state.pt"), **settings).eval()
+    with torch.no_grad():
+        _assert_equal_to_float32_rounding(generator(_latents(NVIDIA, 2)), NVIDIA["outputs"][expected])
+
+
+def test_a_label_is_sampled_as_nvidias_one_hot_c(nvidia_generator):
+    generator = StyleGAN2(architecture=NVIDIA["architecture"], label=2)
+    latents = generator.sample_latents(5, torch.Generator().manual_seed(0))
+    assert latents.shape == (5, 32 + 3) and (latents[:, 32:] == torch.tensor([0.0, 0.0, 1.0])).all()
+    drawn = StyleGAN2(architecture=NVIDIA["architecture"]).sample_latents(200, torch.Generator().manual_seed(0))
+    assert set(drawn[:, 32:].argmax(dim=1).tolist()) == {0, 1, 2} and (drawn[:, 32:].sum(dim=1) == 1).all()
+
+
+def test_rosinality_checkpoint_equals_rosinalitys_code(tmp_path):
+    checkpoint = dict(ROSINALITY["checkpoint"], args=argparse.Namespace(size=32, n_mlp=2))  # as train.py saves it
+    torch.save(checkpoint, tmp_path / "550000.pt")
+    generator = StyleGAN2(rosinality=str(tmp_path / "550000.pt")).eval()
+    assert generator.architecture["synthesis_kwargs"] == dict(channel_base=512, channel_max=32)
+    with torch.no_grad():
+        _assert_equal_to_float32_rounding(generator(ROSINALITY["z"]), ROSINALITY["outputs"]["const"])
+        generator.truncation_psi = 0.5  # towards the checkpoint's latent_avg
+        _assert_equal_to_float32_rounding(generator(ROSINALITY["z"][:2]), ROSINALITY["outputs"]["truncated"])
+
+
+def test_rosinality_without_latent_avg_truncates_towards_the_mean_w(tmp_path):
+    torch.save(dict(g_ema=ROSINALITY["checkpoint"]["g_ema"]), tmp_path / "g.pt")
+    generator = StyleGAN2(rosinality=str(tmp_path / "g.pt"))
+    z = torch.randn(20_000, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        mean_w = generator.mapping(z, None)[:, 0].mean(dim=0)
+    spread = (generator.mapping(z[:100], None)[:, 0] - mean_w).norm(dim=1).mean()
+    assert (generator.mapping.w_avg - mean_w).norm() < 0.05 * spread
+
+
+# -- what the reader refuses -----------------------------------------------------------------
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_asking_for_a_foreign_global_is_refused_unrun(nvidia_generator, tmp_path, monkeypatch):
+    marker = tmp_path / "exploited"
+    _write_network_pickle(tmp_path / "network.pkl", nvidia_generator, monkeypatch, extra=dict(payload=_Exploit(marker)))
+    with pytest.raises(ValueError, match=r"asks for the global (posix|os)\.system, .* refused, and nothing of the pickle was run"):
+        StyleGAN2(pickle=str(tmp_path / "network.pkl"))
+    assert not marker.exists()
+
+
+def test_the_reader_keeps_numpy_values_and_refuses_object_arrays(tmp_path):
+    with open(tmp_path / "arrays.pkl", "wb") as file:
+        pickle.dump(dict(size=np.array([36, 36]), gain=np.float64(2**0.5)), file)
+    content = read_network_pickle(tmp_path / "arrays.pkl")
+    assert content["size"].tolist() == [36, 36] and content["gain"] == 2**0.5
+    with open(tmp_path / "objects.pkl", "wb") as file:
+        pickle.dump(dict(objects=np.array([print], dtype=object)), file)
+    with pytest.raises(ValueError, match="numpy array of Python objects"):
+        read_network_pickle(tmp_path / "objects.pkl")
+
+
+def test_the_pickles_other_networks_and_unsupported_settings_are_named(nvidia_generator, tmp_path, monkeypatch):
+    _write_network_pickle(tmp_path / "network.pkl", nvidia_generator, monkeypatch)
+    with pytest.raises(ValueError, match=r"network='D_ema' is not a network of .* it holds G, G_ema"):
+        StyleGAN2(pickle=str(tmp_path / "network.pkl"), network="D_ema")
+    architecture = dict(NVIDIA["architecture"], synthesis_kwargs=dict(architecture="resnet"))
+    with pytest.raises(ValueError, match="architecture='resnet' is not computed here; 'skip'"):
+        StyleGAN2(architecture=architecture)
+    with pytest.raises(ValueError, match=r"mapping_kwargs has unknown depth; valid: .*num_layers"):
+        StyleGAN2(architecture=dict(NVIDIA["architecture"], mapping_kwargs=dict(depth=2)))
+    with pytest.raises(ValueError, match="takes one of pickle, rosinality or architecture; got pickle, architecture"):
+        StyleGAN2(pickle="a.pkl", architecture=NVIDIA["architecture"])
+    with pytest.raises(ValueError, match=r"label=3 must be an integer .*3 classes of the generator"):
+        StyleGAN2(architecture=NVIDIA["architecture"], label=3)
+    with pytest.raises(ValueError, match="is not a sub-module of StyleGAN2.* Did you mean 'layer5'"):
+        activations_at(nvidia_generator, "layer55", lambda: None)
