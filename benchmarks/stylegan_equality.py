@@ -1,10 +1,10 @@
-"""How far StyleGAN2 is from the reference code that made tests/data/*_golden.pt.
+"""How far StyleGAN2 and StyleGAN3 are from the reference code that made tests/data/*_golden.pt.
 
     python -m benchmarks.stylegan_equality
 
 Prints, for every output the reference code computed (images per setting, features per layer),
-the largest absolute difference from this package's StyleGAN2 and the output's largest magnitude.
-The golden files come from tests/data/golden/ (NVIDIA's stylegan2-ada-pytorch and
+the largest absolute difference from this package's generator and the output's largest magnitude.
+The golden files come from tests/data/golden/ (NVIDIA's stylegan2-ada-pytorch and stylegan3,
 rosinality/stylegan2-pytorch, run on random weights outside this package).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from panda_lightning.generators import StyleGAN2
+from panda_lightning.generators import StyleGAN2, StyleGAN3
 from panda_lightning.generators.layers import activations_at
 
 DATA = Path(__file__).parents[1] / "tests" / "data"
@@ -49,6 +49,22 @@ def main() -> None:
             # recorded in the pass of all the latents: the batch is the convolution's groups
             ours = activations_at(generator, layer, lambda: generator(latents))[: len(reference)]
             print(_row("stylegan2-ada-pytorch", layer.removeprefix("synthesis."), ours, reference))
+        stylegan3 = torch.load(DATA / "stylegan3_golden.pt", weights_only=True)
+        latents = torch.cat([stylegan3["z"], stylegan3["c"]], dim=1)
+        for config in ("config_t", "config_r"):
+            golden = stylegan3[config]
+            torch.save(golden["state"], Path(folder) / "state3.pt")
+            generators = {name: StyleGAN3(architecture=golden["architecture"], checkpoint=str(Path(folder) / "state3.pt"),
+                                          **settings).eval()
+                          for name, settings in (("plain", {}), ("truncated", dict(truncation_psi=0.5, truncation_cutoff=4)))}
+            for name, generator in generators.items():
+                reference = golden["outputs"]["images" if name == "plain" else name]
+                print(_row(f"stylegan3, {config}", f"images, {name}", generator(latents[: len(reference)]), reference))
+            generator = generators["plain"]  # the features were recorded in the untruncated pass
+            layer = next(key for key in golden["outputs"] if key.startswith("synthesis."))
+            reference = golden["outputs"][layer]
+            ours = activations_at(generator, layer, lambda: generator(latents))
+            print(_row(f"stylegan3, {config}", layer.removeprefix("synthesis."), ours[:1, :8], reference))
         torch.save(rosinality["checkpoint"], Path(folder) / "g.pt")
         generator = StyleGAN2(rosinality=str(Path(folder) / "g.pt")).eval()
         print(_row("rosinality/stylegan2-pytorch", "images, const", generator(rosinality["z"]), rosinality["outputs"]["const"]))

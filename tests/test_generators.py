@@ -16,14 +16,17 @@ from panda_lightning import PandA
 from panda_lightning.cli import run
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.generators import (
-    EYE_COLOURS, BigGAN, FaceDCGAN, OmniartEyes, StyleGAN2, StyleGenerator, load_weights,
+    EYE_COLOURS, BigGAN, FaceDCGAN, OmniartEyes, StyleGAN2, StyleGAN3, StyleGenerator, load_weights,
 )
 from panda_lightning.generators.layers import activations_at
 from panda_lightning.metrics import roir
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 SMALL_BIGGAN = {"channel_width": 8}  # the 128 px layout with 1/16 of the channels
-SMALL_STYLEGAN2 = yaml.safe_load((CONFIGS / "stylegan2.yaml").read_text())["data"]["generator"]["init_args"]
+SMALL_STYLEGAN2, SMALL_STYLEGAN3 = (
+    yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["data"]["generator"]["init_args"]
+    for name in ("stylegan2", "stylegan3")
+)
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +56,9 @@ def _fit(generator, layer, max_steps, parts_rank=8):
         (StyleGenerator, "synthesis.b16[0]", 150),
         (OmniartEyes, "main.12", 150),
         (lambda: StyleGAN2(**SMALL_STYLEGAN2), "layer5", 150),
+        (lambda: StyleGAN3(**SMALL_STYLEGAN3), "layer5", 150),
     ],
-    ids=["face_dcgan", "biggan", "style_generator", "omniart_eyes", "stylegan2"],
+    ids=["face_dcgan", "biggan", "style_generator", "omniart_eyes", "stylegan2", "stylegan3"],
 )
 def test_each_architecture_fits_and_edits_a_part_locally(make_generator, layer, max_steps):
     model, datamodule = _fit(make_generator(), layer, max_steps)
@@ -227,6 +231,7 @@ CONFIGURED = {  # each config, with a small BigGAN to keep the tests quick, and 
     "own_generator": ([], "synthesis.b16.conv1", "(1, 32, 16, 16)"),
     "omniart_eyes": ([], "main.12", "(1, 128, 32, 32)"),
     "stylegan2": ([], "layer5", "(1, 64, 16, 16)"),
+    "stylegan3": ([], "layer5", "(1, 32, 32, 32)"),
 }
 
 

@@ -5,8 +5,8 @@ samples its own latents, conditioning included, with ``sample_latents(num_sample
 and, optionally, runs the generator from a layer's output on with ``forward_from(layer, Z)``
 (edits then skip the layers before it). Any other ``nn.Module`` can be used through
 :class:`GaussianLatents` in the DataModule; :func:`load_weights` loads a user's checkpoint with an
-error that names what does not match. :class:`StyleGAN2` reads NVIDIA's network pickles (without
-running them) and rosinality's checkpoints.
+error that names what does not match. :class:`StyleGAN2` and :class:`StyleGAN3` read NVIDIA's
+network pickles (without running them), :class:`StyleGAN2` rosinality's checkpoints too.
 """
 
 from panda_lightning.generators.biggan import BigGAN
@@ -14,10 +14,10 @@ from panda_lightning.generators.face_dcgan import FACE_DCGAN_INSTALL, FaceDCGAN
 from panda_lightning.generators.latents import GaussianLatents
 from panda_lightning.generators.omniart_eyes import EYE_COLOURS, OMNIART_EYES_INSTALL, OmniartEyes
 from panda_lightning.generators.style import StyleGenerator
-from panda_lightning.generators.stylegan2 import StyleGAN2
+from panda_lightning.generators.stylegan import StyleGAN2, StyleGAN3
 from panda_lightning.generators.weights import load_weights
 
 __all__ = [
     "BigGAN", "EYE_COLOURS", "FACE_DCGAN_INSTALL", "FaceDCGAN", "GaussianLatents", "OMNIART_EYES_INSTALL",
-    "OmniartEyes", "StyleGAN2", "StyleGenerator", "load_weights",
+    "OmniartEyes", "StyleGAN2", "StyleGAN3", "StyleGenerator", "load_weights",
 ]

@@ -19,11 +19,11 @@ from torch import Tensor, nn
 
 from panda_lightning.generators.resampling import fir_filter, upfirdn2d, upsample2d
 
-# activation -> (function, gain that keeps the activations' second moment)
+# activation -> (function of x and the negative slope, gain that keeps the second moment)
 ACTIVATIONS = {
-    "linear": (lambda x: x, 1.0),
-    "relu": (F.relu, math.sqrt(2)),
-    "lrelu": (lambda x: F.leaky_relu(x, 0.2), math.sqrt(2)),
+    "linear": (lambda x, slope: x, 1.0),
+    "relu": (lambda x, slope: F.relu(x), math.sqrt(2)),
+    "lrelu": (lambda x, slope: F.leaky_relu(x, slope), math.sqrt(2)),
 }
 NOISE_MODES = ("const", "random", "none")
 
@@ -34,12 +34,13 @@ def normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 def bias_act(x: Tensor, bias: Tensor | None, activation: str = "linear", gain: float | None = None,
-             clamp: float | None = None) -> Tensor:
-    """``clamp(gain * act(x + bias))``, the bias along dim 1; ``gain`` defaults to the activation's."""
+             clamp: float | None = None, slope: float = 0.2) -> Tensor:
+    """``clamp(gain * act(x + bias))``, the bias along dim 1; ``gain`` defaults to the activation's,
+    ``slope`` is the leaky ReLU's on the negative side."""
     function, default_gain = ACTIVATIONS[activation]
     if bias is not None:
         x = x + bias.reshape([-1 if dim == 1 else 1 for dim in range(x.dim())])
-    x = function(x)
+    x = function(x, slope)
     gain = default_gain if gain is None else gain
     if gain != 1:
         x = x * gain
@@ -48,16 +49,26 @@ def bias_act(x: Tensor, bias: Tensor | None, activation: str = "linear", gain: f
 
 def modulated_conv2d(
     x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | None = None, up: int = 1, padding: int = 0,
-    kernel: Tensor | None = None, demodulate: bool = True,
+    kernel: Tensor | None = None, demodulate: bool = True, normalize_first: bool = False,
+    input_gain: Tensor | None = None,
 ) -> Tensor:
     """Eq. 1-3 of StyleGAN2: ``weight: (O, I, k, k)`` scaled per sample by ``styles: (N, I)``,
     each output filter rescaled to unit norm (demodulation), applied to ``x: (N, I, H, W)`` as one
-    grouped convolution. With ``up = 2``: a transposed convolution, then the FIR ``kernel``."""
+    grouped convolution. With ``up = 2``: a transposed convolution, then the FIR ``kernel``.
+
+    StyleGAN3's variant: ``normalize_first`` scales ``weight`` and ``styles`` to unit mean square
+    before (which demodulation then undoes, but which bounds the float16 range), and
+    ``input_gain`` (a scalar) scales the input channels."""
     batch, in_channels = styles.shape
     out_channels, _, kernel_h, kernel_w = weight.shape
+    if demodulate and normalize_first:
+        weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
+        styles = styles * styles.square().mean().rsqrt()
     w = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)  # (N, O, I, k, k)
     if demodulate:
         w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(batch, -1, 1, 1, 1)
+    if input_gain is not None:
+        w = w * input_gain.expand(batch, in_channels).reshape(batch, 1, -1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])  # the batch as groups: one convolution, each sample its own weights
     if up == 1:
         x = F.conv2d(x, w.reshape(-1, in_channels, kernel_h, kernel_w), padding=padding, groups=batch)
@@ -75,15 +86,16 @@ def modulated_conv2d(
 
 
 class FullyConnectedLayer(nn.Module):
-    """``act(x W^T g + b g_b)`` with the equalised learning rate: ``W ~ N(0, 1) / lr`` stored,
-    ``g = lr / sqrt(in_features)``, ``g_b = lr``."""
+    """``act(x W^T g + b g_b)`` with the equalised learning rate: ``W ~ N(0, weight_init^2) / lr``
+    and ``b = bias_init / lr`` stored, ``g = lr / sqrt(in_features)``, ``g_b = lr``."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str = "linear",
-                 lr_multiplier: float = 1.0, bias_init: float = 0.0):
+                 lr_multiplier: float = 1.0, bias_init: float | Sequence[float] = 0.0, weight_init: float = 1.0):
         super().__init__()
         self.activation = activation
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) * (weight_init / lr_multiplier))
+        initial_bias = torch.as_tensor(bias_init, dtype=torch.float32).expand(out_features) / lr_multiplier
+        self.bias = nn.Parameter(initial_bias.clone()) if bias else None
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
 

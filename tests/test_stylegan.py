@@ -1,6 +1,6 @@
-"""StyleGAN2: equal to NVIDIA's and rosinality's own code on the outputs they computed
-(tests/data/*_golden.pt, made by tests/data/golden/), read from a pickle of NVIDIA's structure
-without running what it carries, and refusing what a network pickle does not hold."""
+"""StyleGAN2 and StyleGAN3: equal to NVIDIA's and rosinality's own code on the outputs they
+computed (tests/data/*_golden.pt, made by tests/data/golden/), read from a pickle of NVIDIA's
+structure without running what it carries, and refusing what a network pickle does not hold."""
 
 from __future__ import annotations
 
@@ -15,13 +15,20 @@ import pytest
 import torch
 from torch import nn
 
-from panda_lightning.generators import StyleGAN2
+from panda_lightning.generators import StyleGAN2, StyleGAN3
 from panda_lightning.generators.layers import activations_at
 from panda_lightning.generators.network_pickle import read_network_pickle
 
 DATA = Path(__file__).parent / "data"
 NVIDIA = torch.load(DATA / "stylegan2_ada_golden.pt", weights_only=True)
 ROSINALITY = torch.load(DATA / "rosinality_golden.pt", weights_only=True)
+STYLEGAN3 = torch.load(DATA / "stylegan3_golden.pt", weights_only=True)
+# (class, golden outputs and tensors, latents' source, the layer whose features were recorded)
+NVIDIA_GOLDEN = {
+    "stylegan2": (StyleGAN2, NVIDIA, NVIDIA, "synthesis.b16.conv0"),
+    "stylegan3_t": (StyleGAN3, STYLEGAN3["config_t"], STYLEGAN3, "synthesis.L3_52_27"),
+    "stylegan3_r": (StyleGAN3, STYLEGAN3["config_r"], STYLEGAN3, "synthesis.L3_52_54"),
+}
 
 
 def _assert_equal_to_float32_rounding(ours, theirs):
@@ -81,39 +88,55 @@ def _write_network_pickle(path, generator, monkeypatch, source="", extra=None):
         Pickler(file, protocol=4).dump(content)
 
 
+def _golden_generator(kind):
+    cls, golden, _, _ = NVIDIA_GOLDEN[kind]
+    generator = cls(architecture=golden["architecture"]).eval()
+    generator.load_state_dict(golden["state"])
+    return generator
+
+
 @pytest.fixture(scope="module")
 def nvidia_generator():
-    generator = StyleGAN2(architecture=NVIDIA["architecture"]).eval()
-    generator.load_state_dict(NVIDIA["state"])
-    return generator
+    return _golden_generator("stylegan2")
 
 
 def _latents(golden, count=None):
     return torch.cat([golden["z"], golden["c"]], dim=1)[:count]
 
 
-def test_stylegan2_equals_nvidias_code_read_from_a_network_pickle(nvidia_generator, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", list(NVIDIA_GOLDEN))
+def test_equal_to_nvidias_code_read_from_a_network_pickle(kind, tmp_path, monkeypatch):
+    cls, golden, latents_from, layer = NVIDIA_GOLDEN[kind]
     ran = tmp_path / "the embedded source ran"
-    _write_network_pickle(tmp_path / "network.pkl", nvidia_generator, monkeypatch,
+    _write_network_pickle(tmp_path / "network.pkl", _golden_generator(kind), monkeypatch,
                           source=f"open({str(ran)!r}, 'w').close()\n")
     monkeypatch.undo()  # the reader runs without NVIDIA's modules, as on a user's machine
-    generator = StyleGAN2(pickle=str(tmp_path / "network.pkl")).eval()
+    generator = cls(pickle=str(tmp_path / "network.pkl")).eval()
     assert not ran.exists()
-    outputs = NVIDIA["outputs"]
+    outputs, latents = golden["outputs"], _latents(latents_from)
     with torch.no_grad():
-        _assert_equal_to_float32_rounding(generator.mapping_ws(_latents(NVIDIA)), outputs["ws"])
-        _assert_equal_to_float32_rounding(generator(_latents(NVIDIA)), outputs["const"])
-        for layer in ("synthesis.b16.conv0", "layer5"):  # by block, and by the paper's index (b16.conv1)
-            features = activations_at(generator, layer, lambda: generator(_latents(NVIDIA)))[:2]
-            name = "synthesis.b16.conv1" if layer == "layer5" else layer
-            _assert_equal_to_float32_rounding(features, outputs[name])
+        _assert_equal_to_float32_rounding(generator.mapping_ws(latents), outputs["ws"])
+        _assert_equal_to_float32_rounding(generator(latents), outputs["const" if cls is StyleGAN2 else "images"])
+        reference = outputs[layer]  # recorded in the pass of all the latents: the batch is the convolutions' groups
+        features = activations_at(generator, layer, lambda: generator(latents))
+        _assert_equal_to_float32_rounding(features[: len(reference), : reference.shape[1]], reference)
+        generator.truncation_psi, generator.truncation_cutoff = 0.5, 4  # both made with these settings
+        _assert_equal_to_float32_rounding(generator(latents[:2]), outputs["truncated"])
+
+
+def test_the_papers_layer_index_names_stylegan2s_convolutions(nvidia_generator):
+    assert nvidia_generator.layer_aliases["layer1"] == "synthesis.b4.conv1"
+    latents = _latents(NVIDIA)
+    with torch.no_grad():
+        features = activations_at(nvidia_generator, "layer5", lambda: nvidia_generator(latents))[:2]
+    _assert_equal_to_float32_rounding(features, NVIDIA["outputs"]["synthesis.b16.conv1"])
 
 
 @pytest.mark.parametrize(
     "settings, expected",
     [(dict(truncation_psi=0.5, truncation_cutoff=4), "truncated"), (dict(truncation_psi=0.7, noise_mode="none"), "no_noise")],
 )
-def test_truncation_and_noise_modes_equal_nvidias(settings, expected, tmp_path):
+def test_stylegan2s_truncation_and_noise_modes_equal_nvidias_from_a_checkpoint(settings, expected, tmp_path):
     torch.save(NVIDIA["state"], tmp_path / "state.pt")
     generator = StyleGAN2(architecture=NVIDIA["architecture"], checkpoint=str(tmp_path / "state.pt"), **settings).eval()
     with torch.no_grad():
@@ -194,5 +217,9 @@ def test_the_pickles_other_networks_and_unsupported_settings_are_named(nvidia_ge
         StyleGAN2(pickle="a.pkl", architecture=NVIDIA["architecture"])
     with pytest.raises(ValueError, match=r"label=3 must be an integer .*3 classes of the generator"):
         StyleGAN2(architecture=NVIDIA["architecture"], label=3)
+    with pytest.raises(ValueError, match=r"G_ema is a Generator whose synthesis network holds b4, .* not StyleGAN3's; read it with StyleGAN2"):
+        StyleGAN3(pickle=str(tmp_path / "network.pkl"))
+    with pytest.raises(ValueError, match=r"architecture has unknown synthesis_kwargs; valid: .*channel_base.*use_radial_filters"):
+        StyleGAN3(architecture=NVIDIA["architecture"])
     with pytest.raises(ValueError, match="is not a sub-module of StyleGAN2.* Did you mean 'layer5'"):
         activations_at(nvidia_generator, "layer55", lambda: None)
