@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 from benchmarks.face_regions import REGIONS
-from benchmarks.locality.protocol import UNCHANGED, Candidate, Samples, evaluate, roir_and_unchanged
+from benchmarks.locality.protocol import ROIR_CAP, UNCHANGED, Candidate, Samples, evaluate, roir_and_unchanged
 
 HEIGHT = WIDTH = 4
 
@@ -29,21 +27,22 @@ def test_the_rule_on_edits_whose_answer_is_known():
     cases = [  # (change inside, change outside): ROIR term, RMS change inside, unchanged
         ((0.5, 0.0), 0.0, 0.5, False),  # only inside: perfectly local
         ((0.1, 0.2), 2.0, 0.1, False),  # equal areas: the ratio of the changes
-        ((0.0, 0.3), math.inf, 0.0, True),  # only outside: the region is unchanged
-        ((0.0, 0.0), math.nan, 0.0, True),  # nothing at all
-        ((0.5 * UNCHANGED, 0.0), 0.0, 0.5 * UNCHANGED, True),  # below the threshold
+        ((0.01, 0.5), ROIR_CAP, 0.01, False),  # a ratio of 50, capped
+        ((0.0, 0.3), ROIR_CAP, 0.0, True),  # only outside: the region is unchanged, and scores the cap
+        ((0.0, 0.0), ROIR_CAP, 0.0, True),  # nothing at all
+        ((0.5 * UNCHANGED, 0.0), ROIR_CAP, 0.5 * UNCHANGED, True),  # below the threshold
         ((2 * UNCHANGED, 0.0), 0.0, 2 * UNCHANGED, False),  # above it
     ]
     original = torch.full((len(cases), 3, HEIGHT, WIDTH), 0.5, dtype=torch.float64)
     edited = original + torch.stack([edits(*change) for change, *_ in cases]).double()
     ratios, changes, unchanged = roir_and_unchanged(original, edited, left_half())
     expected = torch.tensor([ratio for _, ratio, _, _ in cases], dtype=torch.float64)
-    torch.testing.assert_close(ratios, expected, equal_nan=True)
+    torch.testing.assert_close(ratios, expected)
     torch.testing.assert_close(changes, torch.tensor([change for *_, change, _ in cases], dtype=torch.float64))
     assert unchanged.tolist() == [flag for *_, flag in cases]
 
 
-def test_the_table_leaves_unchanged_samples_out_of_the_roir_and_counts_them():
+def test_the_table_counts_every_sample_the_unchanged_at_the_cap():
     # Two samples with the left half as the eyes: one edited inside and out, one only outside.
     images = torch.full((2, 3, HEIGHT, WIDTH), 0.5)
     regions = torch.zeros(2, len(REGIONS), HEIGHT, WIDTH)
@@ -53,6 +52,6 @@ def test_the_table_leaves_unchanged_samples_out_of_the_roir_and_counts_them():
     candidate = Candidate("by hand", lambda chunk, alpha: chunk.images + alpha * change)
     scores = evaluate(candidate, samples, 1.0, ["eyes"])["eyes"]
     assert scores.unchanged == 1
-    torch.testing.assert_close(scores.ratios, torch.tensor([2.0]))
+    torch.testing.assert_close(scores.ratios, torch.tensor([2.0, ROIR_CAP]))
     torch.testing.assert_close(scores.changes, torch.tensor([0.1, 0.0]))
-    assert scores.roir == pytest.approx(2.0)
+    assert scores.roir == pytest.approx((2.0 + ROIR_CAP) / 2)

@@ -1,5 +1,5 @@
 """The paper's Table 2 on the bundled face generator: how local PandA's edits are, against
-SeFa, GANSpace and k-means parts, with face regions that PandA did not produce.
+SeFa, GANSpace, k-means parts, LowRankGAN and ReSeFa, with face regions that PandA did not produce.
 
     make locality-table        (sets up .venv-eval with MediaPipe, then runs this; ~35 min)
     python -m benchmarks.locality [--selection 256] [--test 1100] [--target 0.1]
@@ -19,8 +19,11 @@ from pathlib import Path
 import torch
 
 from benchmarks.face_regions import REGIONS
-from benchmarks.locality.methods import FIT_SEED, fit_panda, panda_method, train_ganspace, train_kmeans, train_sefa
+from benchmarks.locality.methods import (
+    FIT_SEED, fit_panda, panda_method, train_ganspace, train_kmeans, train_region_directions, train_sefa,
+)
 from benchmarks.locality.protocol import (
+    ROIR_CAP,
     SEED,
     SELECTION_STREAM,
     TEST_STREAM,
@@ -63,6 +66,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--appearances", type=int, default=32, help="appearances tried: PandA's first, k-means' largest clusters'")
     parser.add_argument("--ganspace_samples", type=int, default=4096)
     parser.add_argument("--kmeans_samples", type=int, default=256)
+    parser.add_argument(
+        "--region_samples", type=int, default=128,
+        help="samples drawn (those with a face found count) whose Jacobians LowRankGAN and ReSeFa are trained on",
+    )
+    parser.add_argument("--region_directions", type=int, default=10, help="LowRankGAN's and ReSeFa's directions per region")
     parser.add_argument("--max_steps", type=int, default=5000, help="of each PandA fit (it stops at convergence)")
     parser.add_argument("--eval_python", default=".venv-eval/bin/python", help="Python of the environment with MediaPipe")
     parser.add_argument("--pictures", type=Path, default=None, help="a folder to write regions.png and edits_<region>.png to")
@@ -72,6 +80,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.selection, args.test, args.screen, args.finalists = 48, 48, 16, 2
         args.directions, args.appearances, args.ganspace_samples, args.max_steps = 4, 4, 256, 30
+        args.region_samples, args.region_directions = 8, 4
     if not set(args.refined) <= set(args.panda):
         parser.error(f"--refined {args.refined} must be among the --panda fits {args.panda}.")
     # Checked now rather than after the run's half an hour.
@@ -97,12 +106,15 @@ def run_settings(
             "training_stream": TRAINING_STREAM, "panda_fits": FIT_SEED,
         },
         "unchanged_below": UNCHANGED,
+        "roir_cap": ROIR_CAP,
         "machine": ran_on,
     }
 
 
 def train_methods(generator: FaceDCGAN, args: argparse.Namespace) -> list[Method]:
     """Every method of the table, trained and timed, in the table's order."""
+    # LowRankGAN and ReSeFa train on regions: those of faces drawn from the training stream.
+    region_training = draw_samples(generator, args.region_samples, TRAINING_STREAM, args.eval_python)
     methods = [
         train_ganspace(generator, args.directions, args.ganspace_samples),
         train_sefa(generator, args.directions),
@@ -110,6 +122,7 @@ def train_methods(generator: FaceDCGAN, args: argparse.Namespace) -> list[Method
             train_kmeans(generator, "main.8", clusters, args.kmeans_samples, args.appearances)
             for clusters in args.kmeans_clusters
         ],
+        *train_region_directions(generator, region_training, args.region_directions),
     ]
     for i, (layer, parts_rank) in enumerate(args.panda):
         model, seconds = fit_panda(generator, layer, parts_rank, args.max_steps)

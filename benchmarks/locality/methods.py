@@ -1,7 +1,8 @@
 """The methods of the locality table, each trained on the frozen generator, timed, and turned
 into candidate edits: SeFa from the first layer's weight, GANSpace from PCA at ``main.2``,
-spherical k-means of the channel fibres at ``main.8`` (Collins et al.), and PandA fits
-(Algorithm 1, to convergence), at their global parts, refined parts or the regions' own masks.
+spherical k-means of the channel fibres at ``main.8`` (Collins et al.), LowRankGAN and ReSeFa
+from the generator's Jacobians at each region, and PandA fits (Algorithm 1, to convergence), at
+their global parts, refined parts or the regions' own masks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from benchmarks.locality.baselines import (
     sefa_directions,
 )
 from benchmarks.locality.protocol import SEED, TRAINING_STREAM, Candidate, Method, Samples
+from benchmarks.locality.region_directions import jacobian_grams, lowrankgan_directions, resefa_directions
 from panda_lightning import PandA
 from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.datamodules import GeneratorActivations
@@ -53,14 +55,18 @@ def signed(label: str, sign: int) -> str:
 # -- edits in latent space and at a layer ----------------------------------------------------
 
 
-def latent_method(name: str, generator: FaceDCGAN, directions: Tensor, seconds: float) -> Method:
-    """Edits ``G(z + alpha n)`` along each direction, both ways."""
+def latent_method(
+    name: str, generator: FaceDCGAN, directions: Tensor, seconds: float, region: str | None = None
+) -> Method:
+    """Edits ``G(z + alpha n)`` along each direction, both ways; with ``region``, directions
+    found for that region, and candidates for it alone."""
 
     def edit(direction: Tensor) -> Callable[[Samples, float], Tensor]:
         return lambda samples, alpha: to_unit_range(generator(edit_latents(samples.latents, direction, alpha)))
 
+    label = "direction" if region is None else f"{region} direction"
     candidates = [
-        Candidate(signed(f"direction {i}", sign), edit(sign * direction.float()))
+        Candidate(signed(f"{label} {i}", sign), edit(sign * direction.float()), region=region)
         for i, direction in enumerate(directions)
         for sign in (1, -1)
     ]
@@ -122,6 +128,28 @@ def train_ganspace(generator: FaceDCGAN, num_directions: int, num_samples: int, 
     directions = ganspace_directions(latents, activations, num_directions)
     seconds = time.perf_counter() - start
     return latent_method(f"GANSpace ({layer}, {num_directions} directions)", generator, directions, seconds)
+
+
+def train_region_directions(generator: FaceDCGAN, training: Samples, num_directions: int) -> list[Method]:
+    """LowRankGAN and ReSeFa: for each region, directions from the Jacobians of the images at
+    ``training``'s samples, weighted by each sample's own mask of the region. The Jacobians are
+    computed once for both; each method's time is theirs plus its own solve."""
+    start = time.perf_counter()
+    with torch.enable_grad():  # forward-mode derivatives
+        inside, outside = jacobian_grams(lambda z: to_unit_range(generator(z)), training.latents, training.regions)
+    jacobian_seconds = time.perf_counter() - start
+    methods = []
+    for name, solve in (("LowRankGAN", lowrankgan_directions), ("ReSeFa", resefa_directions)):
+        start = time.perf_counter()
+        directions = [solve(inside[r], outside[r], num_directions) for r in range(len(REGIONS))]
+        seconds = jacobian_seconds + time.perf_counter() - start
+        candidates = [
+            candidate
+            for region, found in zip(REGIONS, directions)
+            for candidate in latent_method(name, generator, found, seconds, region).candidates
+        ]
+        methods.append(Method(f"{name} ({len(training)} samples, {num_directions} per region)", seconds, candidates))
+    return methods
 
 
 def train_kmeans(generator: FaceDCGAN, layer: str, num_clusters: int, num_samples: int, num_appearances: int) -> Method:

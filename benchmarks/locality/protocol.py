@@ -17,9 +17,10 @@
    with the lowest ROIR there.
 5. Report that edit's ROIR (Eq. 13), mean +- std, on the test set, at that strength.
 
-ROIR here leaves out samples whose region the edit did not change (:func:`roir_and_unchanged`:
-a change inside of RMS below ``UNCHANGED``, where ROIR is 0/0 or infinite); the details table
-counts them.
+Every test sample counts (Eq. 13 averages over all N): a sample's ROIR term is capped at
+``ROIR_CAP``, and a sample whose region the edit did not change (an RMS change inside below
+``UNCHANGED``, where the ratio is 0/0 or infinite) scores the cap (:func:`roir_and_unchanged`).
+The details table gives the median and counts the unchanged samples.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from panda_lightning.metrics import region_change, roir_ratios
 SEED = 2024
 SELECTION_STREAM, TEST_STREAM, TRAINING_STREAM = 21, 22, 23  # apart from the fits' own streams
 UNCHANGED = 1e-4  # RMS change inside the region, images in [0, 1], below which an edit left it unchanged
+# A sample's ROIR term at most, and that of a sample whose region is unchanged: above the
+# sqrt(99) ~ 9.95 of a change spread evenly over an image of which the region is 1%.
+ROIR_CAP = 10.0
 CHUNK = 256
 # Every method's first strength: a step of 3 along a unit latent direction, or 3 typical
 # activations at a layer; matched strengths stay within 10x of it.
@@ -56,12 +60,15 @@ FACE_REGIONS_SCRIPT = Path(__file__).resolve().parents[1] / "face_regions.py"
 
 
 def roir_and_unchanged(original: Tensor, edited: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Each sample's ROIR term (Eq. 13), its RMS change inside the region, and whether the edit
-    left the region unchanged (an RMS change inside below ``UNCHANGED``: ROIR is 0/0 or infinite
-    there, so it says nothing): three ``(N,)`` tensors. Images ``(N, C, H, W)`` in ``[0, 1]``;
-    ``mask`` as :func:`panda_lightning.metrics.roir_ratios` takes it."""
+    """Each sample's ROIR term (Eq. 13) capped at ``ROIR_CAP``, its RMS change inside the region,
+    and whether the edit left the region unchanged (an RMS change inside below ``UNCHANGED``,
+    where the ratio is 0/0 or infinite: such a sample scores the cap): three ``(N,)`` tensors.
+    Images ``(N, C, H, W)`` in ``[0, 1]``; ``mask`` as :func:`panda_lightning.metrics.roir_ratios`
+    takes it."""
     changes = region_change(original, edited, mask)
-    return roir_ratios(original, edited, mask), changes, changes < UNCHANGED
+    unchanged = changes < UNCHANGED
+    ratios = roir_ratios(original, edited, mask).clamp(max=ROIR_CAP)
+    return torch.where(unchanged, torch.full_like(ratios, ROIR_CAP), ratios), changes, unchanged
 
 
 # -- samples ---------------------------------------------------------------------------------
@@ -156,13 +163,13 @@ class Method:
 class Scores:
     """An edit's ROIR terms and region changes over a set of samples, for one region."""
 
-    ratios: Tensor  # (N,), the samples whose region changed
-    changes: Tensor  # (N,) all samples' RMS change inside the region
-    unchanged: int
+    ratios: Tensor  # (N,) every sample's capped ROIR term
+    changes: Tensor  # (N,) every sample's RMS change inside the region
+    unchanged: int  # of them, the samples whose region the edit did not change (scored at the cap)
 
     @property
     def roir(self) -> float:
-        return self.ratios.mean().item() if len(self.ratios) else float("inf")
+        return self.ratios.mean().item()
 
 
 def evaluate(candidate: Candidate, samples: Samples, alpha: float, regions: list[str]) -> dict[str, Scores]:
@@ -175,7 +182,7 @@ def evaluate(candidate: Candidate, samples: Samples, alpha: float, regions: list
     scores = {}
     for region in regions:
         ratio, change, unchanged = (torch.cat(parts) for parts in zip(*terms[region]))
-        scores[region] = Scores(ratio[~unchanged], change, int(unchanged.sum()))
+        scores[region] = Scores(ratio, change, int(unchanged.sum()))
     return scores
 
 
