@@ -1,7 +1,7 @@
 """The paper's Table 2 on the bundled face generator: how local PandA's edits are, against
 SeFa, GANSpace, k-means parts, LowRankGAN and ReSeFa, with face regions that PandA did not produce.
 
-    make locality-table        (sets up .venv-eval with MediaPipe, then runs this; ~35 min)
+    make locality-table        (sets up .venv-eval with MediaPipe, then runs this; ~54 min)
     python -m benchmarks.locality [--selection 256] [--test 1100] [--target 0.1]
         [--panda main.8:16 ...] [--refined main.8:16 ...] [--pictures DIR] [--json PATH] [--quick]
 
