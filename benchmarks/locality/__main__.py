@@ -80,7 +80,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.selection, args.test, args.screen, args.finalists = 48, 48, 16, 2
         args.directions, args.appearances, args.ganspace_samples, args.max_steps = 4, 4, 256, 30
-        args.region_samples, args.region_directions = 8, 4
+        args.region_samples, args.region_directions, args.kmeans_clusters = 4, 2, [8, 16]
     if not set(args.refined) <= set(args.panda):
         parser.error(f"--refined {args.refined} must be among the --panda fits {args.panda}.")
     # Checked now rather than after the run's half an hour.
