@@ -27,7 +27,7 @@ def test_the_quick_table_ranks_an_edit_at_the_region_more_local_than_latent_dire
     methods = table["methods"]
     names = [method["name"] for method in methods]
     assert [name.split(" (")[0] for name in names] == (
-        ["GANSpace", "SeFa"] + ["k-means parts"] * 2 + ["LowRankGAN", "ReSeFa"] + ["PandA"] * 8
+        ["GANSpace", "SeFa"] + ["k-means parts"] * 2 + ["LowRankGAN", "ReSeFa"] + ["PandA"] * 4
     )
     # Each method's chosen edit per region; None where none reached the target change.
     edits = {method["name"]: [method["regions"][region] for region in regions] for method in methods}

@@ -81,6 +81,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         args.selection, args.test, args.screen, args.finalists = 48, 48, 16, 2
         args.directions, args.appearances, args.ganspace_samples, args.max_steps = 4, 4, 256, 30
         args.region_samples, args.region_directions, args.kmeans_clusters = 4, 2, [8, 16]
+        args.panda, args.refined = [("main.8", 16), ("main.8", 64)], [("main.8", 16)]
     if not set(args.refined) <= set(args.panda):
         parser.error(f"--refined {args.refined} must be among the --panda fits {args.panda}.")
     # Checked now rather than after the run's half an hour.
