@@ -16,7 +16,7 @@ from panda_lightning.generators import stylegan2_network as sg2
 from panda_lightning.generators import stylegan3_network as sg3
 from panda_lightning.generators.network_pickle import PersistentRecord, read_network_pickle
 from panda_lightning.generators.rosinality import rosinality_to_stylegan2
-from panda_lightning.generators.weights import load_weights
+from panda_lightning.generators.weights import load_state, load_weights
 
 _GENERATOR = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
 # Recorded by NVIDIA's code for its speed or its training; they do not change what is computed.
@@ -80,7 +80,7 @@ class _StyleGAN(nn.Module):
         if checkpoint is not None:
             load_weights(self, checkpoint, "checkpoint")
         if tensors is not None:
-            self._load(tensors, source, optional)
+            load_state(self, tensors, source, optional)
 
     @classmethod
     def check_architecture(cls, architecture: Any, argument: str = "architecture") -> dict[str, Any]:
@@ -127,16 +127,6 @@ class _StyleGAN(nn.Module):
                 f"{', '.join(held[:4]) or 'nothing'}, not {cls.kind}'s{hint}."
             )
         return record
-
-    def _load(self, tensors: dict[str, Tensor], source: str, optional: set[str]) -> None:
-        expected = self.state_dict()
-        problems = [f"missing {name}" for name in expected if name not in tensors and name not in optional]
-        problems += [f"unexpected {name}" for name in tensors if name not in expected]
-        problems += [f"{name}: expected {tuple(expected[name].shape)}, found {tuple(t.shape)}"
-                     for name, t in tensors.items() if name in expected and t.shape != expected[name].shape]
-        if problems:
-            raise ValueError(f"{source} does not match the {self.kind} it describes: {'; '.join(problems[:8])}.")
-        self.load_state_dict({**expected, **tensors})
 
     def sample_latents(self, num_samples: int, generator: torch.Generator) -> Tensor:
         z = torch.randn(num_samples, self.z_dim, generator=generator)
@@ -209,7 +199,7 @@ class StyleGAN2(_StyleGAN):
         if len(given) != 1:
             raise ValueError(f"StyleGAN2 takes one of pickle, rosinality or architecture; got {', '.join(given) or 'none'}.")
         self.noise_mode = check_choice("noise_mode", noise_mode, sg2.NOISE_MODES)
-        tensors, optional, latent_avg = None, set(), None
+        tensors, optional, latent_avg, source = None, set(), None, f"rosinality={rosinality!r}"
         if rosinality is not None:
             g_ema, latent_avg = _rosinality_checkpoint(rosinality)
             architecture, tensors = rosinality_to_stylegan2(g_ema)
@@ -218,7 +208,7 @@ class StyleGAN2(_StyleGAN):
             # rosinality stores neither the constant FIR filters nor (always) w_avg: this module's stay.
             optional = {"mapping.w_avg"} | {f"{name}.resample_filter" for name in _resampling_modules(architecture)}
         super().__init__(pickle, architecture, checkpoint, network, truncation_psi, truncation_cutoff, label, seed,
-                         tensors, f"rosinality={rosinality!r}", optional)
+                         tensors, source, optional)
         if rosinality is not None and latent_avg is None:
             with torch.no_grad():
                 z = torch.randn(10_000, self.z_dim, generator=torch.Generator().manual_seed(0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -26,7 +27,15 @@ def load_weights(module: nn.Module, path: str, argument: str = "checkpoint") -> 
             f"{argument}={path!r} holds a {type(state).__name__}, not a state dict of tensors; save one with "
             "torch.save(generator.state_dict(), path)."
         )
+    load_state(module, state, f"{argument}={path!r}")
+
+
+def load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str, optional: Iterable[str] = ()) -> None:
+    """Load the tensors ``state`` into ``module``, or raise a ``ValueError`` naming, for
+    ``source``, the parameters whose names or shapes differ, so that another model never
+    half-loads. ``optional`` names the module's tensors that ``state`` may lack (they keep theirs)."""
     expected = module.state_dict()
+    optional = set(optional)
     problems = [
         f"{name}: expected {tuple(expected[name].shape)}, found {tuple(tensor.shape)}"
         for name, tensor in state.items()
@@ -35,14 +44,15 @@ def load_weights(module: nn.Module, path: str, argument: str = "checkpoint") -> 
     if not problems:
         # load_state_dict runs the modules' own upgrade hooks (spectral norm's) before it
         # compares names, so files of older PyTorch versions are not refused for that.
-        result = module.load_state_dict(state, strict=False)
+        result = module.load_state_dict({**{name: expected[name] for name in optional if name in expected}, **state},
+                                        strict=False)
         if result.missing_keys:
             problems.append(f"missing {_listed(result.missing_keys)}")
         if result.unexpected_keys:
             problems.append(f"unexpected {_listed(result.unexpected_keys)}")
     if problems:
         raise ValueError(
-            f"{argument}={path!r} does not match the architecture of {type(module).__name__}: "
+            f"{source} does not match the architecture of {type(module).__name__}: "
             f"{_listed(problems, separator='; ')}. Check that the file and the architecture's arguments are "
             "those of the same model."
         )
