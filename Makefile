@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make fit    fit PandA on the bundled face generator (TensorBoard logs, checkpoint, parts.png)
+#   make fit    fit PandA on the bundled face-photo generator (TensorBoard logs, checkpoint, pictures)
 #   make test   run the tests
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,11 +18,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install '$(TORCH_SPEC)'
 	$(BIN)/python -m pip install -e '.[dev]'
-	$(BIN)/python -m pip install --no-deps gan-face-generate==1.1.1 omniart-eye-generator==0.1
+	$(BIN)/python -m pip install --no-deps gan-face-generate==1.1.1 omniart-eye-generator==0.1 generateme==0.1.2
 	touch $@
 
 fit: setup
-	$(BIN)/panda fit --config configs/dcgan_faces.yaml
+	$(BIN)/panda fit --config configs/photo_faces.yaml
 
 test: setup
 	$(BIN)/python -m pytest -ra

@@ -1,4 +1,4 @@
-"""The time of a fit with its pictures: `make fit`'s (`panda fit --config configs/dcgan_faces.yaml`),
+"""The time of a fit with its pictures: `make fit`'s (`panda fit --config configs/photo_faces.yaml`),
 or another config's given with ``--config``.
 
     python -m benchmarks.make_fit [--config CONFIG] [panda fit options ...]
@@ -32,7 +32,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         options = sys.argv[1:]
         # The config first: the overrides below apply to its logger.
-        config, options = (options[:2], options[2:]) if options[:1] == ["--config"] else (["--config", "configs/dcgan_faces.yaml"], options)
+        config, options = (options[:2], options[2:]) if options[:1] == ["--config"] else (["--config", "configs/photo_faces.yaml"], options)
         cli = panda(
             ["fit", *config, "--trainer.enable_progress_bar=false",
              "--trainer.logger.init_args.save_dir", directory, *options],

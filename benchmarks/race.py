@@ -111,7 +111,7 @@ def reference_fit(datamodule: GeneratorActivations, parts_rank: int, init_sample
     start = time.perf_counter()
     scatter = sum(channel_scatter(unfold(Z)) for Z in datamodule.held_out_batches(init_samples))
     A = hosvd_appearances(scatter, scatter.shape[0])
-    P = random_parts(unfold(datamodule.activations(datamodule.held_out_latents(range(1)))).shape[-1], parts_rank, torch.Generator().manual_seed(0))
+    P = random_parts(unfold(datamodule.activations(datamodule.held_out_latents(range(1)))).shape[-1], parts_rank, torch.Generator().manual_seed(0)).to(A)
     trajectory: Trajectory = [(time.perf_counter() - start, A.clone(), P.clone())]
     generator, step, next_record = torch.Generator().manual_seed(1), 0, 0.25
     while (elapsed := time.perf_counter() - start) < seconds:

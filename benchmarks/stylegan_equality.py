@@ -4,7 +4,8 @@
 
 Prints, for every output the reference code computed (images per setting, features per layer),
 the largest absolute difference from this package's generator and the output's largest magnitude.
-The golden files come from tests/data/golden/ (NVIDIA's stylegan2-ada-pytorch and stylegan3,
+The golden files come from tests/data/golden/ (NVIDIA's stylegan2-ada-pytorch and stylegan3, the
+latter's StyleGAN2 too, its legacy.py's conversion of a TensorFlow StyleGAN2 pickle, and
 rosinality/stylegan2-pytorch, run on random weights outside this package).
 """
 
@@ -49,6 +50,21 @@ def main() -> None:
             # recorded in the pass of all the latents: the batch is the convolution's groups
             ours = activations_at(generator, layer, lambda: generator(latents))[: len(reference)]
             print(_row("stylegan2-ada-pytorch", layer.removeprefix("synthesis."), ours, reference))
+        repository = torch.load(DATA / "stylegan2_stylegan3_repo_golden.pt", weights_only=True)
+        latents = torch.cat([repository["z"], repository["c"]], dim=1)
+        torch.save(repository["state"], Path(folder) / "state2.pt")
+        for name, psi in (("const", 1.0), ("truncated", 0.7)):
+            # the architecture as such a pickle records it, read as the reader does
+            generator = StyleGAN2(architecture=StyleGAN2.recorded_architecture(repository["architecture"]),
+                                  checkpoint=str(Path(folder) / "state2.pt"), truncation_psi=psi).eval()
+            reference = repository["outputs"][name]
+            print(_row("stylegan3 repo, StyleGAN2", f"images, {name}", generator(latents[: len(reference)]), reference))
+        tensorflow = torch.load(DATA / "stylegan2_tf_golden.pt", weights_only=True)
+        latents = torch.cat([tensorflow["z"], tensorflow["c"]], dim=1)
+        for name, psi in (("const", 1.0), ("truncated", 0.7)):
+            generator = StyleGAN2(pickle=str(DATA / "stylegan2_tf_network.pkl"), truncation_psi=psi).eval()
+            reference = tensorflow["outputs"][name]
+            print(_row("stylegan2 TF, legacy.py", f"images, {name}", generator(latents[: len(reference)]), reference))
         stylegan3 = torch.load(DATA / "stylegan3_golden.pt", weights_only=True)
         latents = torch.cat([stylegan3["z"], stylegan3["c"]], dim=1)
         for config in ("config_t", "config_r"):

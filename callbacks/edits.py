@@ -6,9 +6,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from panda_lightning.callbacks.rendering import FixedSamplePicture
+from panda_lightning.callbacks.rendering import FixedSamplePicture, picture_cells
 from panda_lightning.functional.validation import check_float, check_int
-from panda_lightning.images import tile, to_unit_range
+from panda_lightning.images import tile
 
 
 class EditGrid(FixedSamplePicture):
@@ -33,11 +33,11 @@ class EditGrid(FixedSamplePicture):
         appearances = range(min(self.num_appearances, pl_module.appearances.shape[1]))
         cells = [(part, j) for part in range(pl_module.parts.shape[1]) for j in appearances]
         edits = [lambda z, part=part, j=j: pl_module.local_edit(z, [(part, j, self.alpha)]) for part, j in cells]
-        original, edited = datamodule.generate_with_edits(latents[:1], edits)
+        original, edited = datamodule.generate_with_edits(latents[:1], edits, then=picture_cells)
         rows = torch.cat(edited).view(-1, len(appearances), *original.shape[1:])  # (parts, appearances, 3, H, W)
         columns = torch.cat([original.expand(rows.shape[0], 1, *original.shape[1:]), rows], dim=1)
         return tile(
-            to_unit_range(columns.float().cpu()),
+            columns,
             rows=[f"part {part}" for part in range(rows.shape[0])],
             columns=["unedited", *(f"appearance {j}, x{self.alpha:g}" for j in appearances)],
         )

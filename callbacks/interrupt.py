@@ -8,14 +8,19 @@ from types import FrameType
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
-class CheckpointOnInterrupt(OnExceptionCheckpoint):
-    """Lightning's ``OnExceptionCheckpoint``, writing ``<log_dir>/checkpoints/<filename>.ckpt``
-    unless ``dirpath`` is given; and a SIGTERM handler that is safe with several processes.
+class CheckpointOnInterrupt(Checkpoint):
+    """Writes ``<log_dir>/checkpoints/<filename>.ckpt`` (or into ``dirpath``) when the fit stops
+    on an exception, as Lightning's ``OnExceptionCheckpoint`` does, and removes it when a fit
+    ends normally; and a SIGTERM handler that is safe with several processes.
+
+    Not an ``OnExceptionCheckpoint``: given one, ``Trainer.fit(ckpt_path=None)`` looks for a
+    checkpoint to resume from, before the run's folder is known (so in the working directory),
+    and warns twice about it. A fit here resumes only from the ``--ckpt_path`` a user gives.
 
     Lightning's own handler broadcasts from inside the signal handler, which can interleave with
     a collective of the training step and leave DDP processes waiting on each other for good.
@@ -33,10 +38,18 @@ class CheckpointOnInterrupt(OnExceptionCheckpoint):
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "interrupted"):
-        super().__init__(dirpath or ".", filename)
+        super().__init__()
+        if not filename:
+            raise ValueError("filename='' is empty: name the checkpoint file (without .ckpt), such as 'interrupted'.")
+        # A path from the start: an exception can come before setup.
+        self.dirpath, self.filename = dirpath or ".", filename
         self._dirpath_given = dirpath is not None
         self._terminated = False
         self._previous_handler: Any = None
+
+    @property
+    def ckpt_path(self) -> str:
+        return os.path.join(self.dirpath, f"{self.filename}.ckpt")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not self._dirpath_given:
@@ -76,4 +89,6 @@ class CheckpointOnInterrupt(OnExceptionCheckpoint):
         if self._previous_handler is not None:
             signal.signal(signal.SIGTERM, self._previous_handler)
             self._previous_handler = None
-        super().teardown(trainer, pl_module, stage)
+        # Lightning calls teardown only after a fit that ended without an exception: a file
+        # left from an earlier interruption is stale now.
+        trainer.strategy.remove_checkpoint(self.ckpt_path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import lightning as L
 from torch import Tensor
 
-from panda_lightning.callbacks.rendering import FixedSamplePicture
-from panda_lightning.images import parts_grid, to_unit_range
+from panda_lightning.callbacks.rendering import FixedSamplePicture, generated_cells
+from panda_lightning.images import parts_grid
 
 
 class PartsOverlay(FixedSamplePicture):
@@ -20,5 +20,5 @@ class PartsOverlay(FixedSamplePicture):
 
     def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
         _, height, width = pl_module.hparams.feature_shape
-        images = to_unit_range(datamodule.generate(latents).float().cpu())
+        images = generated_cells(datamodule, latents)
         return parts_grid(images, pl_module.parts.detach(), height, width)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import lightning as L
 from torch import Tensor
 
-from panda_lightning.callbacks.rendering import FixedSamplePicture
+from panda_lightning.callbacks.rendering import FixedSamplePicture, generated_cells
 from panda_lightning.functional.refinement import AFFINITIES
-from panda_lightning.images import refinement_grid, to_unit_range
+from panda_lightning.images import refinement_grid
 
 
 class RefinedParts(FixedSamplePicture):
@@ -35,6 +35,6 @@ class RefinedParts(FixedSamplePicture):
             pl_module.refine(activations, affinity, num_neighbours=self.num_neighbours, steps=self.steps)
             for affinity in AFFINITIES
         ]
-        images = to_unit_range(datamodule.generate(latents).float().cpu())
+        images = generated_cells(datamodule, latents)
         labels = ["global parts", *(f"refined: {affinity}" for affinity in AFFINITIES)]
         return refinement_grid(images, [pl_module.parts.detach(), *refined], height, width, labels)

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
 from panda_lightning.functional.validation import check_int
-from panda_lightning.images import save_png
+from panda_lightning.images import at_most, save_png, to_unit_range
 
 
 class FixedSamplePicture(L.Callback):
@@ -65,3 +65,16 @@ class FixedSamplePicture(L.Callback):
             trainer.logger.experiment.add_image(self.tag, picture, trainer.global_step)
         if directory is not None:
             self.last_path = save_png(picture, Path(directory) / self.filename)
+
+
+def generated_cells(datamodule: L.LightningDataModule, latents: Tensor) -> Tensor:
+    """The images of ``latents`` as :func:`picture_cells`, generated one at a time, so that a
+    large generator's intermediate activations are held for one sample, not for all of them."""
+    return torch.cat([picture_cells(datamodule.generate(latent[None])) for latent in latents])
+
+
+def picture_cells(images: Tensor) -> Tensor:
+    """Generator output ``(N, 3, H, W)`` as picture cells: in ``[0, 1]``, on the CPU, at most
+    :data:`panda_lightning.images.LARGEST_SIZE` a side, shrunk before anything is drawn over
+    them, so that a 1024 px generator's pictures cost little memory."""
+    return at_most(to_unit_range(images.float().cpu()))

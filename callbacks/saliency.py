@@ -5,10 +5,10 @@ from __future__ import annotations
 import lightning as L
 from torch import Tensor
 
-from panda_lightning.callbacks.rendering import FixedSamplePicture
+from panda_lightning.callbacks.rendering import FixedSamplePicture, generated_cells
 from panda_lightning.functional.editing import saliency_maps
 from panda_lightning.functional.validation import check_int
-from panda_lightning.images import saliency_grid, to_unit_range
+from panda_lightning.images import saliency_grid
 
 
 class SaliencyMaps(FixedSamplePicture):
@@ -30,5 +30,5 @@ class SaliencyMaps(FixedSamplePicture):
     def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
         shown = pl_module.appearances.detach()[:, : self.num_appearances]
         maps = saliency_maps(datamodule.activations(latents).float(), shown).cpu()
-        images = to_unit_range(datamodule.generate(latents).float().cpu())
+        images = generated_cells(datamodule, latents)
         return saliency_grid(images, maps, appearances=range(shown.shape[1]))

@@ -19,6 +19,7 @@ from panda_lightning.datamodules.latent_stream import (
     LatentStream,
     latents_for,
 )
+from panda_lightning.datamodules.memory import check_fits
 from panda_lightning.datamodules.pool import ActivationPool, PoolSchedule
 from panda_lightning.functional.validation import check_int
 from panda_lightning.generators import GaussianLatents
@@ -125,8 +126,30 @@ class GeneratorActivations(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         # A DataModule is no nn.Module: the Trainer never moves the generator, so we do.
         if self.trainer is not None:
-            self.generator.to(self.trainer.strategy.root_device)
+            device = self.trainer.strategy.root_device
+            self.generator.to(device)
+            if stage == "fit":  # said now, not after the initialisation and the first validation
+                check_fits(self.memory_plan(), device, self.trainer.num_devices if device.type == "cpu" else 1)
         self._validation_cache.clear()  # (of another device or split of the samples, perhaps)
+
+    def memory_plan(self) -> dict[str, tuple[int, str]]:
+        """The bytes of activations that each process holds during a fit, by what holds them,
+        with the setting that lowers each."""
+        _, world_size = self._rank_and_world()
+        channels, height, width = self.feature_shape
+        schedule, batch = self.pool_schedule(), self.batch_size * self.sample_bytes
+        if schedule == PoolSchedule(1, 1):
+            pool = 0
+        elif self.pools_grams():
+            pool = schedule.num_batches * (height * width) ** 2 * 4
+        else:
+            pool = schedule.num_batches * batch
+        validation = -(-self.val_samples // world_size) * self.sample_bytes if self.keep_validation else 0
+        return {
+            "kept validation activations": (validation, f"data.val_samples={self.val_samples}, or data.keep_validation=false"),
+            "the pool": (pool, f"data.pool_bytes={self.pool_bytes}"),
+            "a batch": (batch, f"data.batch_size={self.batch_size}"),
+        }
 
     @torch.no_grad()
     def activations(self, latents: Tensor) -> Tensor:
@@ -145,9 +168,12 @@ class GeneratorActivations(L.LightningDataModule):
 
     @torch.no_grad()
     def generate_with_edits(
-        self, latents: Tensor, edits: Sequence[Callable[[Tensor], Tensor]]
+        self, latents: Tensor, edits: Sequence[Callable[[Tensor], Tensor]],
+        then: Callable[[Tensor], Tensor] = lambda images: images,
     ) -> tuple[Tensor, list[Tensor]]:
-        """The images of ``latents``, and one batch of images per edit of their activations.
+        """The images of ``latents``, and one batch of images per edit of their activations,
+        each batch passed through ``then`` as it comes (to shrink it, say, so that many edits
+        of large images are never held at full size together).
 
         With a generator that has ``forward_from(layer, Z)`` (the bundled adapters), the layers
         before ``layer`` run once for all, and each edit costs one pass from the layer on;
@@ -155,9 +181,9 @@ class GeneratorActivations(L.LightningDataModule):
         """
         forward_from = getattr(self.generator, "forward_from", None)
         if forward_from is None:
-            return self.generate(latents), [self.generate(latents, edit) for edit in edits]
+            return then(self.generate(latents)), [then(self.generate(latents, edit)) for edit in edits]
         activations = self.activations(latents)
-        return forward_from(self.layer, activations), [forward_from(self.layer, edit(activations)) for edit in edits]
+        return then(forward_from(self.layer, activations)), [then(forward_from(self.layer, edit(activations))) for edit in edits]
 
     # -- the stream ------------------------------------------------------------------------
 

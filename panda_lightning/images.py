@@ -122,18 +122,36 @@ def load_mask(path: str | os.PathLike) -> Tensor:
 
 
 READABLE_SIZE = 128  # cells smaller than this are enlarged (nearest) by a whole factor
+LARGEST_SIZE = 256  # cells larger than this are shrunk (area) to it: a 1024 px generator's pictures stay small
 LABEL_SIZE = 13  # font size of the labels, in pixels
 _MARGIN = 6
 HEADER_HEIGHT = LABEL_SIZE + 2 * _MARGIN  # the strip of column labels above a grid
 
 
-def enlarged(cells: Tensor, size: int = READABLE_SIZE) -> Tensor:
-    """Cells ``(..., 3, H, W)`` enlarged by the smallest whole factor that makes their sides at
-    least ``size`` (nearest neighbour: every pixel of the generator stays a visible square)."""
-    factor = max(1, math.ceil(size / min(cells.shape[-2:])))
+def readable(cells: Tensor, smallest: int = READABLE_SIZE, largest: int | None = LARGEST_SIZE) -> Tensor:
+    """Cells ``(..., 3, H, W)`` at a readable size: enlarged by the smallest whole factor that
+    makes their sides at least ``smallest`` (nearest neighbour: every pixel of the generator stays
+    a visible square), or shrunk (area averaging) so that their longer side is ``largest``
+    (``None``: never shrunk)."""
+    height, width = cells.shape[-2:]
+    if largest is not None and max(height, width) > largest:
+        return at_most(cells, largest)
+    factor = max(1, math.ceil(smallest / min(height, width)))
     if factor == 1:
         return cells
     return cells.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+
+
+def at_most(images: Tensor, largest: int = LARGEST_SIZE) -> Tensor:
+    """Images ``(..., 3, H, W)`` shrunk by area averaging so that their longer side is at most
+    ``largest``; as they are when already that small."""
+    height, width = images.shape[-2:]
+    if max(height, width) <= largest:
+        return images
+    scale = largest / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    flat = images.reshape(-1, *images.shape[-3:])
+    return F.interpolate(flat, size=size, mode="area").reshape(*images.shape[:-2], *size)
 
 
 def tile(
@@ -142,11 +160,13 @@ def tile(
     rows: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
     column_colours: Tensor | Sequence[Tensor | None] | None = None,
+    largest: int | None = LARGEST_SIZE,
 ) -> Tensor:
-    """Cells ``(rows, cols, 3, H, W)`` into one ``(3, H_grid, W_grid)`` picture on white,
-    enlarged to a readable size, with each row's label at its left and each column's above it;
-    a column's label is drawn on its colour when ``column_colours`` gives one (the parts' legend)."""
-    cells = F.pad(enlarged(cells), (padding,) * 4, value=1.0)
+    """Cells ``(rows, cols, 3, H, W)`` into one ``(3, H_grid, W_grid)`` picture on white, each
+    at a readable size (:func:`readable`, at most ``largest`` a side), with each row's label at
+    its left and each column's above it; a column's label is drawn on its colour when
+    ``column_colours`` gives one (the parts' legend)."""
+    cells = F.pad(readable(cells, largest=largest), (padding,) * 4, value=1.0)
     grid = rearrange(cells, "r c ch h w -> ch (r h) (c w)")
     if rows is None and columns is None:
         return grid

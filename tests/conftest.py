@@ -45,6 +45,16 @@ class PlantedGenerator(nn.Module):
         return torch.tanh(self.head(activations))
 
 
+class Exploit:
+    """Unpickled, it runs ``touch marker``: what a file that holds code could do instead."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
 @pytest.fixture
 def planted() -> PlantedGenerator:
     return PlantedGenerator()

@@ -24,3 +24,27 @@ def test_the_race_prints_each_fit_against_the_floor():
     assert re.search(r"^reference, lr 0.04 / energy +[0-9.]+ +[0-9.]+ +\S+ +\S+$", out, re.M)
     generator, outside = re.search(r"generator batches at ([0-9.]+) ms each; a step outside the generator ([0-9.]+) ms", out).group(1, 2)
     assert 0 < float(outside) and 0 < float(generator)
+
+
+def test_the_checkerboard_of_make_fits_former_generator_is_in_the_generator_not_the_fit():
+    from benchmarks.checkerboard import parity_contrast, similarities
+    from panda_lightning.generators import FaceDCGAN, PhotoFaceDCGAN
+
+    # Before any fit: at main.8 the DigiFace DCGAN's positions two apart (same parity) are more
+    # alike than neighbours; the face-photo DCGAN's are smooth, as features of an image are.
+    assert parity_contrast(similarities(FaceDCGAN().eval(), "main.8", 64)) > 0.02
+    assert parity_contrast(similarities(PhotoFaceDCGAN().eval(), "main.8", 64)) < -0.05
+    # At main.11 both hold one: their last stride-2 transposed convolutions make it.
+    assert parity_contrast(similarities(PhotoFaceDCGAN().eval(), "main.11", 64)) > 0.1
+
+
+@pytest.mark.slow
+def test_the_full_size_benchmark_prints_its_figures_at_a_small_size():
+    command = [sys.executable, "-m", "benchmarks.full_size", "--resolution", "64", "--max_steps", "4"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert re.search(r"^fit: 4 steps \(not converged\), [0-9.]+ s in the training loop", out, re.M)
+    for name in ("parts.png", "saliency.png", "edits.png", "refined_parts.png"):
+        assert re.search(rf"^  {name} +[0-9.]+ s +[0-9.]+ MiB$", out, re.M), name
+    assert re.search(r"^one edit at 64 px .*: [0-9]+ ms$", out, re.M) and re.search(r"^peak resident memory [0-9.]+ GiB", out, re.M)

@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 
 from panda_lightning import PandA
-from panda_lightning.callbacks import EditGrid, PartsOverlay, SaliencyMaps
+from panda_lightning.callbacks import CheckpointOnInterrupt, EditGrid, PartsOverlay, RefinedParts, SaliencyMaps
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.images import HEADER_HEIGHT, label_width
 
@@ -41,6 +41,42 @@ def test_each_callback_writes_its_png_and_tensorboard_image(tmp_path, tiny_gener
     events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0}).Reload()
     assert {"parts", "saliency", "edits"} <= set(events.Tags()["images"])
     assert [event.step for event in events.Images("parts")] == [2, 4, 4]  # every 2 steps, and at the end
+
+
+class Enlarged(torch.nn.Module):
+    """The tiny generator with its 16 px images enlarged to 1024 px, as a large generator's."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.main, self.sample_latents = generator.main, generator.sample_latents
+
+    def forward(self, latents):
+        return torch.nn.functional.interpolate(self.main(latents), scale_factor=64)
+
+
+def test_a_1024_px_generators_pictures_have_256_px_cells(tmp_path, tiny_generator):
+    pictures = [PartsOverlay(num_samples=2), EditGrid(num_appearances=2), RefinedParts(num_samples=2, num_neighbours=4, steps=2)]
+    _fit(tmp_path, Enlarged(tiny_generator), pictures, False)
+    cell = 2 + 256 + 2
+    expected = {"parts.png": (0, 2 + 3, HEADER_HEIGHT, 2), "edits.png": (label_width(["part 0"]), 1 + 2, HEADER_HEIGHT, 3),
+                "refined_parts.png": (label_width(["refined: mutual_knn"]), 2, 0, 4)}
+    for callback in pictures:
+        left, columns, top, rows = expected[callback.last_path.name]
+        with Image.open(callback.last_path) as picture:
+            assert picture.size == (left + cell * columns, top + cell * rows)
+
+
+def test_a_checkpoint_left_in_the_working_directory_is_not_resumed_from(tmp_path, tiny_generator, monkeypatch):
+    # Lightning resumes from an OnExceptionCheckpoint's file when fit() is given no ckpt_path,
+    # looking before the run's folder is known: a stray ./interrupted.ckpt would be taken.
+    monkeypatch.chdir(tmp_path)
+    _, earlier = _fit(tmp_path, tiny_generator, [], False)
+    earlier.save_checkpoint(tmp_path / "interrupted.ckpt")  # at step 4
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
+    trainer = L.Trainer(max_steps=2, default_root_dir=tmp_path / "next", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[CheckpointOnInterrupt()])
+    trainer.fit(PandA(datamodule.feature_shape, parts_rank=3, init_samples=16), datamodule)
+    assert trainer.global_step == 2  # a fresh fit: resumed at step 4, it would have taken none
 
 
 def test_callbacks_skip_tensorboard_quietly_with_another_logger_and_leave_the_module_as_it_was(tmp_path, tiny_generator):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from panda_lightning.cli import run
 from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.images import HEADER_HEIGHT, label_width, save_png
 
+from conftest import Exploit
+
 CONFIGS = Path(__file__).parents[1] / "configs"
 CELL = 2 + 128 + 2  # a 64 px image enlarged twice, with its padding
 
@@ -32,7 +35,7 @@ def _no_pytest_argv(monkeypatch):
 
 def _fit_args(tmp_path, *extra):
     return [
-        "fit", "--config", str(CONFIGS / "dcgan_faces.yaml"), "--config", str(CONFIGS / "debug.yaml"),
+        "fit", "--config", str(CONFIGS / "photo_faces.yaml"), "--config", str(CONFIGS / "debug.yaml"),
         "--trainer.enable_progress_bar", "false",
         "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
         "--trainer.default_root_dir", str(tmp_path),
@@ -47,8 +50,31 @@ def fitted(tmp_path_factory):
     panda = Path(sys.executable).parent / "panda"
     done = subprocess.run([str(panda), *_fit_args(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    (tmp_path / "output.txt").write_text(done.stdout + done.stderr)  # what the user saw
     (log_dir,) = (tmp_path / "runs" / "panda").glob("version_*")
     return log_dir
+
+
+@pytest.mark.slow
+def test_a_fit_starts_quietly_and_ends_saying_what_it_left_where_and_what_to_run_next(fitted, tmp_path):
+    output = (fitted.parents[2] / "output.txt").read_text()
+    for noise in ("Tip: For seamless cloud logging", "LeafSpec", "ckpt_path=", "Total params"):
+        assert noise not in output, noise  # Lightning's, and nothing a user can act on
+    assert "PandA: 8 parts and 128 appearances of main.8 (128 x 16 x 16), fitted until its held-out error" in output
+    assert "PandA did not converge in 12 steps" in output  # our own warnings still show
+    block = output[output.index("Fit done: "):].splitlines()
+    assert re.fullmatch(r"Fit done: stopped at step 12 before converging, held-out relative error 0\.\d{5} .*", block[0])
+    listed = dict(re.fullmatch(r"  (\w+) +(.*)", line).groups() for line in block[1:4])
+    assert Path(listed["checkpoint"]) == fitted / "checkpoints" / "last.ckpt"
+    names, folder = re.fullmatch(r"(.*) in (.*)", listed["pictures"]).groups()
+    assert Path(folder) == fitted and all((fitted / name).is_file() for name in names.split(", "))
+    assert listed["logs"] == f"tensorboard --logdir {fitted}"
+    # The next command, as printed, runs.
+    (command,) = [line.strip() for line in block if line.strip().startswith("panda edit ")]
+    output_png = tmp_path / "next.png"
+    result = _console(*shlex.split(command)[1:], "--output", str(output_png))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert output_png.is_file()
 
 
 @pytest.mark.slow
@@ -170,7 +196,7 @@ def test_the_console_script_says_bad_input_in_one_line_with_status_2(fitted, tmp
                     rf"ckpt_path='{weights}' is not a checkpoint of `panda fit`: it has no state_dict or hyper_parameters"),
         "resume": (["fit", "--config", str(fitted / "config.yaml"), "--ckpt_path", str(truncated)], r"cut short"),
         "no such layer": (["fit", "--config", str(fitted / "config.yaml"), "--data.layer", "main.99"],
-                          r"layer='main\.99' is not a sub-module of FaceDCGAN\. Did you mean 'main\.9'"),
+                          r"layer='main\.99' is not a sub-module of PhotoFaceDCGAN\. Did you mean 'main\.9'"),
         "part": (["edit", *common, "--ckpt_path", str(checkpoint), "--edits", "[[9, 0, 1.0]]"],
                  r"part=9 must be an integer from 0 to 7 \(an index into the 8 parts\)"),
         "layer": (["edit", *common, "--ckpt_path", str(checkpoint), "--data.layer", "main.11", "--edits", "[[0, 1, 1.0]]"],
@@ -187,12 +213,26 @@ def test_the_console_script_says_bad_input_in_one_line_with_status_2(fitted, tmp
 
 
 @pytest.mark.slow
+def test_a_checkpoint_that_holds_code_is_refused_in_one_line_and_not_run(fitted, tmp_path):
+    marker = tmp_path / "ran"
+    checkpoint = torch.load(fitted / "checkpoints" / "last.ckpt", weights_only=False)
+    torch.save({**checkpoint, "extra": Exploit(marker)}, tmp_path / "code.ckpt")
+    config, code = str(fitted / "config.yaml"), str(tmp_path / "code.ckpt")
+    for args in (["edit", "--config", config, "--ckpt_path", code, "--edits", "[[0, 1, 1.0]]"], ["fit", "--config", config, "--ckpt_path", code]):
+        result = _console(*args)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert result.returncode == 2 and "Traceback" not in result.stderr and len(errors) == 1, result.stderr[-2000:]
+        assert re.fullmatch(rf"error: ckpt_path='{code}' was not loaded: it holds code \(it asks for (posix|os)\.system\).*", errors[0])
+    assert not marker.exists()
+
+
+@pytest.mark.slow
 def test_console_script_help_explains_the_options():
     panda = Path(sys.executable).parent / "panda"  # the installed console script
     top = subprocess.run([str(panda), "--help"], capture_output=True, text=True, check=True).stdout
     subcommands = set(re.search(r"\{([a-z,]+)\}", top).group(1).split(","))
     assert {"fit", "edit", "remove", "saliency", "rewrite", "rank", "refine"} <= subcommands
-    assert "configs/dcgan_faces.yaml" in top
+    assert "configs/photo_faces.yaml" in top
     fit = subprocess.run([sys.executable, "-m", "panda_lightning.cli", "fit", "--help"], capture_output=True, text=True, check=True).stdout
     assert "the number of parts" in fit and "dotted path of the sub-module" in fit
 

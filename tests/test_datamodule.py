@@ -179,3 +179,25 @@ def test_generators_without_forward_from_rerun_the_whole_generator(tiny_generato
 def test_forward_from_names_the_valid_layers():
     with pytest.raises(ValueError, match=r"layer='head' must be one of main\.0 to main\.13"):
         FaceDCGAN(pretrained=False).forward_from("head", torch.zeros(1, 128, 16, 16))
+
+
+def test_a_fit_whose_activations_do_not_fit_in_memory_says_so_before_it_starts(tmp_path, tiny_generator, monkeypatch):
+    import lightning as L
+
+    from panda_lightning import PandA
+    from panda_lightning.datamodules import memory
+
+    datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8, val_samples=64, pool_bytes=0)
+    plan = datamodule.memory_plan()  # main.3: 8 x 8 x 8 float32, 2 KiB a sample
+    assert plan["kept validation activations"][0] == 64 * 2048 and plan["a batch"][0] == 8 * 2048 and plan["the pool"][0] == 0
+    assert memory.free_bytes(torch.device("cpu")) > 0  # (Linux: MemAvailable)
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 100 * 2**10)  # 100 KiB free
+    model = PandA(datamodule.feature_shape, parts_rank=3, init_samples=16)
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    message = (r"the fit's activations would take 144 KiB of cpu, more than 80% of its 100 KiB free: "
+               r"kept validation activations 128 KiB \(data\.val_samples=64, or data\.keep_validation=false\); "
+               r"a batch 16 KiB \(data\.batch_size=8\)\.")
+    with pytest.raises(MemoryError, match=message):
+        trainer.fit(model, datamodule)
+    assert not bool(model.initialised)  # before the initialisation

@@ -16,10 +16,15 @@ from panda_lightning import PandA
 from panda_lightning.cli import run
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.generators import (
-    EYE_COLOURS, BigGAN, FaceDCGAN, OmniartEyes, StyleGAN2, StyleGAN3, StyleGenerator, load_weights,
+    EYE_COLOURS, BigGAN, FaceDCGAN, OmniartEyes, PhotoFaceDCGAN, StyleGAN2, StyleGAN3, StyleGenerator, load_weights,
 )
+from panda_lightning.generators.photo_faces import WEIGHTS, sequential_names
+from panda_lightning.generators.weights import installed_file
+from panda_lightning.loading import RefusedFile
 from panda_lightning.generators.layers import activations_at
 from panda_lightning.metrics import roir
+
+from conftest import Exploit
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 SMALL_BIGGAN = {"channel_width": 8}  # the 128 px layout with 1/16 of the channels
@@ -55,10 +60,11 @@ def _fit(generator, layer, max_steps, parts_rank=8):
         (lambda: BigGAN(config=SMALL_BIGGAN), "generator.layers.3", 200),
         (StyleGenerator, "synthesis.b16[0]", 150),
         (OmniartEyes, "main.12", 150),
+        (PhotoFaceDCGAN, "main.8", 150),
         (lambda: StyleGAN2(**SMALL_STYLEGAN2), "layer5", 150),
         (lambda: StyleGAN3(**SMALL_STYLEGAN3), "layer5", 150),
     ],
-    ids=["face_dcgan", "biggan", "style_generator", "omniart_eyes", "stylegan2", "stylegan3"],
+    ids=["face_dcgan", "biggan", "style_generator", "omniart_eyes", "photo_faces", "stylegan2", "stylegan3"],
 )
 def test_each_architecture_fits_and_edits_a_part_locally(make_generator, layer, max_steps):
     model, datamodule = _fit(make_generator(), layer, max_steps)
@@ -110,6 +116,31 @@ def test_omniart_pretrained_eyes_take_the_colour_asked_for_and_run_from_a_layer(
     latents = torch.cat([z, eyes.colour_one_hot(torch.zeros(8, dtype=torch.long))], 1)
     with torch.no_grad():
         torch.testing.assert_close(eyes.forward_from("main.12", activations_at(eyes, "main.12", lambda: eyes(latents))), eyes(latents))
+
+
+def test_photo_faces_load_the_packages_weights_by_their_names_and_run_from_a_layer():
+    faces = PhotoFaceDCGAN().eval()
+    state = torch.load(installed_file("generateme", WEIGHTS, "test", ""), map_location="cpu", weights_only=True)
+    assert torch.equal(faces.main[3].weight, state["convTr2.weight"])  # block 2's transposed convolution
+    assert torch.equal(faces.main[10].running_var, state["batchNorm4.running_var"])
+    assert sequential_names({"convTr5.weight": 1, "batchNorm1.bias": 2, "extra": 3}) == {"main.12.weight": 1, "main.1.bias": 2, "extra": 3}
+    latents = faces.sample_latents(16, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        images = faces(latents)
+        assert images.shape == (16, 3, 64, 64) and images.abs().max() <= 1
+        torch.testing.assert_close(faces.forward_from("main.8", activations_at(faces, "main.8", lambda: faces(latents))), images)
+    # Photos, not noise: neighbouring pixels alike (random weights give a transposed convolution's speckle).
+    smoothness = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean() / (x - x.mean()).abs().mean()  # noqa: E731
+    with torch.no_grad():
+        assert smoothness(images) < 0.5 * smoothness(PhotoFaceDCGAN(pretrained=False).eval()(latents))
+
+
+def test_a_weights_file_that_holds_code_is_refused_and_not_run(tmp_path):
+    marker = tmp_path / "ran"
+    path = _saved(tmp_path, {**StyleGenerator().state_dict(), "extra": Exploit(marker)})
+    with pytest.raises(RefusedFile, match=rf"checkpoint='{path}' was not loaded: it holds code \(it asks for (posix|os)\.system\)"):
+        StyleGenerator(checkpoint=path)
+    assert not marker.exists()
 
 
 def test_biggan_latents_hold_truncated_noise_and_one_hot_classes():
@@ -230,6 +261,7 @@ CONFIGURED = {  # each config, with a small BigGAN to keep the tests quick, and 
     "style_generator": ([], "synthesis.b16[0]", "(1, 64, 16, 16)"),
     "own_generator": ([], "synthesis.b16.conv1", "(1, 32, 16, 16)"),
     "omniart_eyes": ([], "main.12", "(1, 128, 32, 32)"),
+    "photo_faces": ([], "main.8", "(1, 128, 16, 16)"),
     "stylegan2": ([], "layer5", "(1, 64, 16, 16)"),
     "stylegan3": ([], "layer5", "(1, 32, 32, 32)"),
 }

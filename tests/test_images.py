@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from panda_lightning import images
@@ -70,6 +71,16 @@ def test_tile_enlarges_small_cells_and_draws_each_label_in_its_strip():
     assert (header_cells[1][0] > 0.9).float().mean() > 0.9  # on red: the legend's colour
     with pytest.raises(ValueError, match="rows has 1 labels for 2 rows of cells"):
         images.tile(cells, rows=["part 0"])
+
+
+def test_tile_shrinks_large_cells_by_area_to_the_largest_size():
+    cells = torch.rand(1, 2, 3, 1024, 512)  # a 1024 px generator's images, and one half as wide
+    grid = images.tile(cells)
+    assert grid.shape == (3, 2 + 256 + 2, 2 * (2 + 128 + 2))  # the longer side at 256 px
+    torch.testing.assert_close(grid[:, 2:258, 2:130], F.avg_pool2d(cells[0, 0], 4))  # each pixel a 4x4 mean
+    assert images.tile(cells, largest=None).shape == (3, 2 + 1024 + 2, 2 * (2 + 512 + 2))  # at full size
+    small = torch.rand(2, 3, 200, 100)
+    assert images.at_most(small) is small  # already small enough: as it is
 
 
 def test_part_colours_are_distinct():

@@ -146,6 +146,9 @@ def test_each_validation_without_progress_halves_the_largest_step_and_patience_o
     )
     assert trainer.global_step == 8  # validations at steps 2 (progress), 4, 6, 8 (none)
     assert trainer.optimizers[0].max_step_sizes() == (0.5, 0.5)
+    # The progress bar says how close the stop rule is: the best error, and 3 of 3 stalled validations.
+    assert trainer.progress_bar_metrics["best"] == pytest.approx(model.convergence.best)
+    assert trainer.progress_bar_metrics["stalled"] == 3
 
 
 def test_the_held_out_error_is_measured_on_samples_apart_from_training(tmp_path, tiny_generator):

@@ -19,10 +19,14 @@ from panda_lightning.generators import StyleGAN2, StyleGAN3
 from panda_lightning.generators.layers import activations_at
 from panda_lightning.generators.network_pickle import read_network_pickle
 
+from conftest import Exploit
+
 DATA = Path(__file__).parent / "data"
 NVIDIA = torch.load(DATA / "stylegan2_ada_golden.pt", weights_only=True)
 ROSINALITY = torch.load(DATA / "rosinality_golden.pt", weights_only=True)
 STYLEGAN3 = torch.load(DATA / "stylegan3_golden.pt", weights_only=True)
+# StyleGAN2 as the stylegan3 repository writes it (the published stylegan2-*.pkl files)
+STYLEGAN2_OF_STYLEGAN3_REPO = torch.load(DATA / "stylegan2_stylegan3_repo_golden.pt", weights_only=True)
 # (class, golden outputs and tensors, latents' source, the layer whose features were recorded)
 NVIDIA_GOLDEN = {
     "stylegan2": (StyleGAN2, NVIDIA, NVIDIA, "synthesis.b16.conv0"),
@@ -62,7 +66,7 @@ def _persistence_modules(monkeypatch):
     return _reconstruct_persistent_obj, EasyDict
 
 
-def _write_network_pickle(path, generator, monkeypatch, source="", extra=None):
+def _write_network_pickle(path, generator, monkeypatch, source="", extra=None, init_kwargs=None):
     """``generator`` pickled as NVIDIA's persistence does: each module a call of
     ``_reconstruct_persistent_obj(meta)``, ``meta['state']`` its ``__dict__`` with its init
     arguments, floats as numpy scalars, EasyDicts for keyword groups, ``module_src`` the source."""
@@ -77,7 +81,8 @@ def _write_network_pickle(path, generator, monkeypatch, source="", extra=None):
                 return NotImplemented
             state = {k: np.float64(v) if isinstance(v, float) else v for k, v in obj.__dict__.items()
                      if k not in ("architecture", "layer_aliases")}
-            state["_init_args"], state["_init_kwargs"] = (), easy(generator.architecture) if obj is generator else {}
+            recorded = generator.architecture if init_kwargs is None else init_kwargs
+            state["_init_args"], state["_init_kwargs"] = (), easy(recorded) if obj is generator else {}
             name = "Generator" if obj is generator else type(obj).__name__
             meta = dict(type="class", version=6, module_src=source, class_name=name, state=state)
             return reconstruct, (meta,)
@@ -86,6 +91,24 @@ def _write_network_pickle(path, generator, monkeypatch, source="", extra=None):
                    training_set_kwargs=easy(dict(path="images.zip", use_labels=True)), **(extra or {}))
     with open(path, "wb") as file:
         Pickler(file, protocol=4).dump(content)
+
+
+def test_equal_to_the_stylegan3_repositorys_stylegan2_read_from_its_pickle(tmp_path, monkeypatch):
+    golden = STYLEGAN2_OF_STYLEGAN3_REPO
+    recorded = golden["architecture"]  # train.py's: synthesis arguments at the top, no conv_clamp
+    assert "channel_base" in recorded and "synthesis_kwargs" not in recorded and "conv_clamp" not in recorded
+    generator = StyleGAN2(architecture=StyleGAN2.recorded_architecture(recorded)).eval()
+    generator.load_state_dict(golden["state"])
+    _write_network_pickle(tmp_path / "stylegan2.pkl", generator, monkeypatch, init_kwargs=recorded)
+    monkeypatch.undo()
+    read = StyleGAN2(pickle=str(tmp_path / "stylegan2.pkl"), truncation_psi=0.7).eval()
+    latents, outputs = _latents(golden), golden["outputs"]
+    assert outputs["const"].abs().max() > 256  # past the blocks' clamp, which the pickle does not record
+    with torch.no_grad():
+        _assert_equal_to_float32_rounding(read.mapping(latents[:, :32], latents[:, 32:]), outputs["ws"])
+        _assert_equal_to_float32_rounding(read(latents[:2]), outputs["truncated"])
+        read.truncation_psi = 1.0
+        _assert_equal_to_float32_rounding(read(latents), outputs["const"])
 
 
 def _golden_generator(kind):
@@ -175,19 +198,9 @@ def test_rosinality_without_latent_avg_truncates_towards_the_mean_w(tmp_path):
 # -- what the reader refuses -----------------------------------------------------------------
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return os.system, (f"touch {self.marker}",)
-
-
 def test_a_pickle_asking_for_a_foreign_global_is_refused_unrun(nvidia_generator, tmp_path, monkeypatch):
     marker = tmp_path / "exploited"
-    _write_network_pickle(tmp_path / "network.pkl", nvidia_generator, monkeypatch, extra=dict(payload=_Exploit(marker)))
+    _write_network_pickle(tmp_path / "network.pkl", nvidia_generator, monkeypatch, extra=dict(payload=Exploit(marker)))
     with pytest.raises(ValueError, match=r"asks for the global (posix|os)\.system, .* refused, and nothing of the pickle was run"):
         StyleGAN2(pickle=str(tmp_path / "network.pkl"))
     assert not marker.exists()
@@ -213,8 +226,12 @@ def test_the_pickles_other_networks_and_unsupported_settings_are_named(nvidia_ge
         StyleGAN2(architecture=architecture)
     with pytest.raises(ValueError, match=r"mapping_kwargs has unknown depth; valid: .*num_layers"):
         StyleGAN2(architecture=dict(NVIDIA["architecture"], mapping_kwargs=dict(depth=2)))
-    with pytest.raises(ValueError, match="takes one of pickle, rosinality or architecture; got pickle, architecture"):
-        StyleGAN2(pickle="a.pkl", architecture=NVIDIA["architecture"])
+    with pytest.raises(ValueError, match=r"StyleGAN2 reads one network file; got pickle='a.pkl' and rosinality='b.pt'"):
+        StyleGAN2(pickle="a.pkl", rosinality="b.pt")
+    with pytest.raises(ValueError, match=r"checkpoint='c.pt' holds weights for architecture=; pickle= brings its own"):
+        StyleGAN2(pickle="a.pkl", checkpoint="c.pt")
+    with pytest.raises(ValueError, match=r"StyleGAN3 needs one of pickle \(a network file\) or architecture"):
+        StyleGAN3()
     with pytest.raises(ValueError, match=r"label=3 must be an integer .*3 classes of the generator"):
         StyleGAN2(architecture=NVIDIA["architecture"], label=3)
     with pytest.raises(ValueError, match=r"G_ema is a Generator whose synthesis network holds b4, .* not StyleGAN3's; read it with StyleGAN2"):
@@ -223,3 +240,102 @@ def test_the_pickles_other_networks_and_unsupported_settings_are_named(nvidia_ge
         StyleGAN3(architecture=NVIDIA["architecture"])
     with pytest.raises(ValueError, match="is not a sub-module of StyleGAN2.* Did you mean 'layer5'"):
         activations_at(nvidia_generator, "layer55", lambda: None)
+
+
+# -- TensorFlow-era pickles --------------------------------------------------------------------
+
+TF_PICKLE = DATA / "stylegan2_tf_network.pkl"  # assembled from numpy arrays, as NVIDIA's TF code pickles
+TF_GOLDEN = torch.load(DATA / "stylegan2_tf_golden.pt", weights_only=True)  # what NVIDIA's converter makes of it
+
+
+def _write_tf_pickle(path, monkeypatch, static=None, extra_variables=None):
+    """The committed TensorFlow pickle, re-pickled through a stand-in ``dnnlib.tflib.network.Network``
+    with ``static`` changes to its generators' build arguments and ``extra_variables``."""
+    module = types.ModuleType("dnnlib.tflib.network")
+
+    class Network:
+        def __init__(self, record):
+            self.state = dict(version=record.version, name=record.name, static_kwargs=record.static_kwargs,
+                              components={name: Network(c) for name, c in record.components.items()},
+                              build_module_src=record.module_source, variables=list(record.variables.items()))
+
+        def __getstate__(self):
+            return self.state
+
+    Network.__module__, Network.__qualname__, module.Network = module.__name__, "Network", Network
+    for name, value in [("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.tflib", types.ModuleType("dnnlib.tflib")),
+                        ("dnnlib.tflib.network", module)]:
+        monkeypatch.setitem(sys.modules, name, value)
+    networks = read_network_pickle(TF_PICKLE)
+    written = []
+    for key in ("G", "D", "G_ema"):
+        network = Network(networks[key])
+        if key != "D":
+            network.state["static_kwargs"] = {**network.state["static_kwargs"], **(static or {})}
+            network.state["variables"] += list((extra_variables or {}).items())
+        written.append(network)
+    with open(path, "wb") as file:
+        pickle.dump(tuple(written), file, protocol=3)
+    monkeypatch.undo()
+
+
+def test_equal_to_nvidias_conversion_of_a_tensorflow_pickle():
+    generator = StyleGAN2(pickle=str(TF_PICKLE)).eval()  # its build code, if run, would raise SystemExit
+    assert generator.architecture["synthesis_kwargs"] == dict(channel_base=512, channel_max=32, conv_clamp=None, architecture="skip")
+    latents, outputs = _latents(TF_GOLDEN), TF_GOLDEN["outputs"]
+    with torch.no_grad():
+        _assert_equal_to_float32_rounding(generator.mapping_ws(latents), outputs["ws"])
+        _assert_equal_to_float32_rounding(generator(latents), outputs["const"])
+        generator.truncation_psi = 0.7
+        _assert_equal_to_float32_rounding(generator(latents[:2]), outputs["truncated"])
+
+
+def test_a_tensorflow_pickle_asking_for_a_foreign_global_is_refused_unrun(tmp_path, monkeypatch):
+    marker = tmp_path / "exploited"
+    _write_tf_pickle(tmp_path / "tf.pkl", monkeypatch, static=dict(resolution=Exploit(marker)))
+    with pytest.raises(ValueError, match=r"asks for the global (posix|os)\.system, .* refused, and nothing of the pickle was run"):
+        StyleGAN2(pickle=str(tmp_path / "tf.pkl"))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("static, message", [
+    (dict(fmap_decay=0.5), r"fmap_decay=0\.5 halves the channels at another rate than StyleGAN2's blocks; only 1\.0 is read"),
+    (dict(progressive=True), r"its generator has build arguments not read here: progressive"),
+    (dict(architecture="resnet"), r"architecture='resnet' is not computed here"),
+])
+def test_a_tensorflow_pickle_of_another_kind_is_named(static, message, tmp_path, monkeypatch):
+    _write_tf_pickle(tmp_path / "tf.pkl", monkeypatch, static=static)
+    with pytest.raises(ValueError, match=message):
+        StyleGAN2(pickle=str(tmp_path / "tf.pkl"))
+
+
+def test_stylegan3_says_that_a_tensorflow_pickle_is_not_its_own():
+    with pytest.raises(ValueError, match=r"is a TensorFlow-era pickle, whose networks are StyleGAN2's or older; StyleGAN3 reads"):
+        StyleGAN3(pickle=str(TF_PICKLE))
+
+
+# -- the one flag on the shipped configs ------------------------------------------------------
+
+
+def test_one_flag_on_the_shipped_configs_replaces_their_example_network(nvidia_generator, tmp_path, monkeypatch, capsys):
+    from panda_lightning.cli import run
+
+    monkeypatch.setattr(sys, "argv", ["panda"])
+    configs = Path(__file__).parents[1] / "configs"
+    _write_network_pickle(tmp_path / "network.pkl", nvidia_generator, monkeypatch)
+    torch.save(dict(g_ema=ROSINALITY["checkpoint"]["g_ema"]), tmp_path / "550000.pt")
+    (tmp_path / "notes.txt").write_text("not a network")
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, "argv", ["panda"])
+    # The example's layer5 is 64 x 16 x 16; each file's own is 32 x 16 x 16 (its channels at 16 px).
+    for option, path in [("pickle", tmp_path / "network.pkl"), ("rosinality", tmp_path / "550000.pt"),
+                         ("pickle", tmp_path / "550000.pt"), ("pickle", TF_PICKLE)]:
+        run(["layers", "--config", str(configs / "stylegan2.yaml"), f"--data.generator.init_args.{option}", str(path)])
+        assert capsys.readouterr().out.rstrip().endswith("data.layer='layer5' outputs (1, 32, 16, 16): PandA can factorise it.")
+    with pytest.raises(ValueError, match=r"notes\.txt' cannot be read as a network pickle \(of NVIDIA's stylegan2-ada-pytorch or stylegan3; StyleGAN2 also takes rosinality's \.pt checkpoints\)"):
+        run(["layers", "--config", str(configs / "stylegan2.yaml"), "--data.generator.init_args.pickle", str(tmp_path / "notes.txt")])
+    _write_network_pickle(tmp_path / "stylegan3.pkl", _golden_generator("stylegan3_t"), monkeypatch)
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, "argv", ["panda"])
+    run(["layers", "--config", str(configs / "stylegan3.yaml"), "--data.generator.init_args.pickle", str(tmp_path / "stylegan3.pkl")])
+    assert "also layer5" in capsys.readouterr().out

@@ -36,7 +36,10 @@ from benchmarks.locality.protocol import (
     scores_of,
 )
 from benchmarks.locality.report import Row, machine, print_tables, results, write_json, write_pictures
-from panda_lightning.generators import FaceDCGAN
+from panda_lightning.generators import FaceDCGAN, PhotoFaceDCGAN
+
+# Both are 64x64 DCGANs of the same layout (main.2 ... main.11), which every method here assumes.
+GENERATORS = {"face_dcgan": ("face DCGAN (DigiFace1M)", FaceDCGAN), "photo_faces": ("face-photo DCGAN (generateme)", PhotoFaceDCGAN)}
 
 
 def layer_and_parts(spec: str) -> tuple[str, int]:
@@ -48,6 +51,8 @@ def layer_and_parts(spec: str) -> tuple[str, int]:
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.locality", description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", choices=list(GENERATORS), default="face_dcgan", help="the 64x64 face generator")
+    parser.add_argument("--only_panda", action="store_true", help="the PandA rows alone, without the other methods")
     parser.add_argument("--selection", type=int, default=256, help="samples drawn for choosing each method's edit")
     parser.add_argument("--test", type=int, default=1100, help="samples drawn for the table (those with a face found count)")
     parser.add_argument("--screen", type=int, default=64, help="selection samples that every candidate is ranked on")
@@ -115,8 +120,8 @@ def run_settings(
 def train_methods(generator: FaceDCGAN, args: argparse.Namespace) -> list[Method]:
     """Every method of the table, trained and timed, in the table's order."""
     # LowRankGAN and ReSeFa train on regions: those of faces drawn from the training stream.
-    region_training = draw_samples(generator, args.region_samples, TRAINING_STREAM, args.eval_python)
-    methods = [
+    region_training = None if args.only_panda else draw_samples(generator, args.region_samples, TRAINING_STREAM, args.eval_python)
+    methods = [] if args.only_panda else [
         train_ganspace(generator, args.directions, args.ganspace_samples),
         train_sefa(generator, args.directions),
         *[
@@ -137,10 +142,11 @@ def train_methods(generator: FaceDCGAN, args: argparse.Namespace) -> list[Method
 
 def run(args: argparse.Namespace) -> None:
     torch.set_grad_enabled(False)
-    generator = FaceDCGAN().eval().requires_grad_(False)
+    described, make_generator = GENERATORS[args.generator]
+    generator = make_generator().eval().requires_grad_(False)
     ran_on = machine()
     print(
-        f"torch {ran_on['torch']}, {ran_on['threads']} threads, {ran_on['machine']}; face DCGAN 64x64; "
+        f"torch {ran_on['torch']}, {ran_on['threads']} threads, {ran_on['machine']}; {described} 64x64; "
         f"target RMS change in the region {args.target}", flush=True,
     )
     selection = draw_samples(generator, args.selection, SELECTION_STREAM, args.eval_python)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from panda_lightning.cli.errors import one_line_errors, read_checkpoint
 from panda_lightning.cli.inspection import ConfiguredGenerator
+from panda_lightning.cli.messages import fit_summary, quiet_third_party_noise
 from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
@@ -20,13 +21,13 @@ LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")  # names Trainer.fit 
 
 DESCRIPTION = (
     "Fit PandA (parts and appearances of a pretrained GAN's layer) with Lightning. "
-    "Start with: panda fit --config configs/dcgan_faces.yaml. "
+    "Start with: panda fit --config configs/photo_faces.yaml. "
     "An error in what you asked for prints one line; --debug (or PANDA_DEBUG=1) prints its traceback."
 )
 
 
 class PandACLI(LightningCLI):
-    """``panda fit --config configs/dcgan_faces.yaml``; ``panda fit --help`` lists every option."""
+    """``panda fit --config configs/photo_faces.yaml``; ``panda fit --help`` lists every option."""
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -48,6 +49,10 @@ class PandACLI(LightningCLI):
             read_checkpoint(ckpt_path, weights_only=True)
         super()._parse_ckpt_path()
 
+    def after_fit(self) -> None:
+        if self.trainer.is_global_zero and not self.trainer.interrupted:
+            rank_zero_info(fit_summary(self.trainer, self.model))
+
     def instantiate_classes(self) -> None:
         if self.subcommand != "layers":
             super().instantiate_classes()
@@ -68,9 +73,7 @@ class PandACLI(LightningCLI):
 def run(args: list[str] | None = None, **options: Any) -> PandACLI:
     """Run the CLI on ``args`` (``sys.argv[1:]`` when None) and return it, with its trainer,
     model and datamodule; ``options`` go to :class:`PandACLI` (``trainer_defaults``, ...)."""
-    # Our checkpoints hold the factors after each step's update, as we want; Lightning's
-    # warning about manual optimisation with every_n_train_steps does not apply.
-    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    quiet_third_party_noise()
     return PandACLI(
         PandA,
         GeneratorActivations,

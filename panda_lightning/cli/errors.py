@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from panda_lightning.loading import RefusedFile, load_tensors
+
 # What checks of the user's input raise: argument checks, missing files, optional packages not
-# installed, impossible devices, unusable activations, unreadable checkpoints.
-USER_ERRORS = (ValueError, FileNotFoundError, ImportError, MisconfigurationException, FloatingPointError)
+# installed, impossible devices, unusable activations, unreadable checkpoints, a fit too large for memory.
+USER_ERRORS = (ValueError, FileNotFoundError, ImportError, MisconfigurationException, FloatingPointError, MemoryError)
 DEBUG_FLAG, DEBUG_VARIABLE = "--debug", "PANDA_DEBUG"
 
 Result = TypeVar("Result")
@@ -26,9 +27,9 @@ class CheckpointError(ValueError):
     """A file given as a checkpoint that ``panda fit`` did not write, or that is not whole."""
 
 
-def read_checkpoint(path: str | os.PathLike, argument: str = "ckpt_path", **load_options: Any) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike, argument: str = "ckpt_path", weights_only: bool = False) -> dict[str, Any]:
     """The checkpoint at ``path`` as a dict, or a :class:`CheckpointError` that names the file
-    and what was expected."""
+    and what was expected (a :class:`RefusedFile` with ``weights_only`` if it holds code)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{argument}={str(path)!r} is not a file; pass a checkpoint written by `panda fit` (checkpoints/last.ckpt).")
     if not zipfile.is_zipfile(path):
@@ -37,7 +38,9 @@ def read_checkpoint(path: str | os.PathLike, argument: str = "ckpt_path", **load
             f"archive, and this file of {Path(path).stat().st_size} bytes is none, or has been cut short."
         )
     try:
-        checkpoint = torch.load(path, map_location="cpu", **{"weights_only": False, **load_options})
+        checkpoint = load_tensors(path, argument, weights_only=weights_only)
+    except RefusedFile:
+        raise
     except Exception as error:  # torch.load fails in many ways on a file that is not one of its own
         reason = str(error).strip().splitlines()[0][:100] if str(error).strip() else ""
         raise CheckpointError(

@@ -64,7 +64,8 @@ def before_after(
     difference = (difference / difference.amax().clamp_min(1e-12)).expand_as(original)
     rank_zero_info(f"{what}: mean absolute change per pixel {(edited - original).abs().mean().item():.4f}")
     columns = ["original", "edited", "difference"]
-    return write(tile(torch.stack([original, edited, difference], dim=1), columns=columns), output)
+    # At the generator's full size, however large: the pictures of a fit are the small ones.
+    return write(tile(torch.stack([original, edited, difference], dim=1), columns=columns, largest=None), output)
 
 
 def write(picture: Tensor, output: str) -> Path:

@@ -116,6 +116,23 @@ class PandA(L.LightningModule):
             )
         if not bool(self.initialised):
             self._initialise_appearances()
+        rank_zero_info(self._describe_fit())
+
+    def _describe_fit(self) -> str:
+        channels, height, width = self.hparams.feature_shape
+        layer = "" if self.hparams.layer is None else f" of {self.hparams.layer}"
+        every = self.trainer.val_check_interval
+        validations = f"every {every} steps" if isinstance(every, int) else "at each validation"
+        stop = (
+            f"until its held-out error has not fallen by tol={self.hparams.tol} of its best in "
+            f"{self.hparams.patience} validations ({validations}; 'stalled' on the progress bar counts them), or "
+            if self.hparams.stop_when_converged else ""
+        )
+        limit = f"for at most max_steps={self.trainer.max_steps} steps" if self.trainer.max_steps > 0 else "with no limit on the steps"
+        return (
+            f"PandA: {self.parts.shape[1]} parts and {self.appearances.shape[1]} appearances{layer} "
+            f"({channels} x {height} x {width}), fitted {stop}{limit}."
+        )
 
     @torch.no_grad()
     def _initialise_appearances(self) -> None:
@@ -212,27 +229,38 @@ class PandA(L.LightningModule):
             # No progress: the steps are too long for the batches' noise. Halving the largest
             # step size lets the factors settle (a stochastic fit at a fixed step never does).
             self.optimizers().optimizer.halve_max_step_sizes()
+        # How close the stop rule is: the best so far, and the validations since it fell.
+        self.log_dict(
+            {"best": self.convergence.best, "stalled": float(self.convergence.checks_without_progress)},
+            prog_bar=True, logger=False,
+        )
         if self.convergence.converged and self.hparams.stop_when_converged:
-            rank_zero_info(
-                f"PandA converged at step {self.global_step}: the held-out relative error {error.item():.5f} "
-                f"has not fallen below (1 - tol) x its best {self.convergence.best:.5f} (tol={self.hparams.tol}) "
-                f"in {self.hparams.patience} validations."
-            )
+            rank_zero_info(self.outcome())
             self.trainer.should_stop = True
 
-    def on_train_end(self) -> None:
+    def outcome(self) -> str:
+        """One sentence: whether the fit has converged, and why it says so."""
         if math.isinf(self.convergence.best):
-            rank_zero_warn(
+            return (
                 f"PandA ran {self.global_step} steps without measuring its held-out error, so it could "
                 "not tell whether it converged: set trainer.val_check_interval to a number of steps "
                 "(the panda command's default is 50)."
             )
-        elif not self.convergence.converged:
-            rank_zero_warn(
-                f"PandA did not converge in {self.global_step} steps: the held-out relative error "
-                f"(best {self.convergence.best:.5f}) was still falling by more than tol={self.hparams.tol} "
-                f"in {self.hparams.patience} validations. Raise trainer.max_steps to fit further."
+        if self.convergence.converged:
+            return (
+                f"PandA converged at step {self.global_step}: the held-out relative error has not fallen below "
+                f"(1 - tol) x its best {self.convergence.best:.5f} (tol={self.hparams.tol}) in "
+                f"{self.hparams.patience} validations."
             )
+        return (
+            f"PandA did not converge in {self.global_step} steps: the held-out relative error "
+            f"(best {self.convergence.best:.5f}) was still falling by more than tol={self.hparams.tol} "
+            f"in {self.hparams.patience} validations. Raise trainer.max_steps to fit further."
+        )
+
+    def on_train_end(self) -> None:
+        if not self.convergence.converged:
+            rank_zero_warn(self.outcome())
 
     def teardown(self, stage: str) -> None:
         # End a several-process fit together: each process destroys its process group after the

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from importlib import resources
 
-import torch
-from torch import Tensor, nn
-
-from panda_lightning.generators.latents import GaussianLatents
-from panda_lightning.generators.sequential import forward_from_sequential
+from panda_lightning.generators.sequential import SequentialDCGAN
+from panda_lightning.loading import load_tensors
 
 FACE_DCGAN_INSTALL = "pip install --no-deps gan-face-generate==1.1.1"
 
 
-class FaceDCGAN(nn.Module):
+class FaceDCGAN(SequentialDCGAN):
     """The pretrained 64x64 face DCGAN of ``gan-face-generate==1.1.1`` (DigiFace1M, MIT).
 
     Layers worth decomposing are the ReLU outputs ``main.5`` (256 x 8 x 8), ``main.8``
@@ -22,8 +19,6 @@ class FaceDCGAN(nn.Module):
     Args:
         pretrained: load the bundled weights; ``False`` keeps the random initialisation.
     """
-
-    latent_dim = 100
 
     def __init__(self, pretrained: bool = True):
         super().__init__()
@@ -38,18 +33,7 @@ class FaceDCGAN(nn.Module):
         if pretrained:
             weights = resources.files("gan_face_generate") / "weights.tar"
             with resources.as_file(weights) as path:
-                state = torch.load(path, map_location="cpu", weights_only=True)
+                state = load_tensors(path, "the package's weights.tar")
             generator.load_state_dict(state["netG_state_dict"])
         # Keep the wrapped model's own layer names ("main.8"), as users know them.
         self.main = generator.main
-        self._latents = GaussianLatents([self.latent_dim, 1, 1])
-
-    def sample_latents(self, num_samples: int, generator: torch.Generator) -> Tensor:
-        return self._latents(num_samples, generator)
-
-    def forward(self, latents: Tensor) -> Tensor:
-        return self.main(latents)
-
-    def forward_from(self, layer: str, activations: Tensor) -> Tensor:
-        """The images from the output of ``layer`` on, without the layers before it."""
-        return forward_from_sequential(self.main, layer, activations)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from torch import Tensor, nn
 from panda_lightning.functional.validation import check_choice, check_float, check_index, check_int
 from panda_lightning.generators import stylegan2_network as sg2
 from panda_lightning.generators import stylegan3_network as sg3
-from panda_lightning.generators.network_pickle import PersistentRecord, read_network_pickle
+from panda_lightning.generators.network_pickle import PersistentRecord, TFNetworkRecord, read_network_pickle
 from panda_lightning.generators.rosinality import rosinality_to_stylegan2
+from panda_lightning.generators.tf_stylegan2 import tf_architecture, tf_tensors
 from panda_lightning.generators.weights import load_state, load_weights
+from panda_lightning.loading import load_tensors
 
 _GENERATOR = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
 # Recorded by NVIDIA's code for its speed or its training; they do not change what is computed.
@@ -60,11 +63,8 @@ class _StyleGAN(nn.Module):
                  truncation_psi: float, truncation_cutoff: int | None, label: int | None, seed: int,
                  tensors: dict[str, Tensor] | None = None, source: str = "", optional: set[str] = frozenset()):
         super().__init__()
-        if checkpoint is not None and architecture is None:
-            raise ValueError(f"checkpoint is a state dict of {self.kind} for a given architecture; pass architecture too.")
         if pickle is not None:
-            record = self._generator_record(read_network_pickle(pickle), network, pickle)
-            architecture, tensors, source = record.init_kwargs, record.state_dict(), f"pickle={pickle!r}"
+            architecture, tensors, source, optional = self._from_pickle(read_network_pickle(pickle), network, pickle)
         self.architecture = self.check_architecture(architecture)
         self.z_dim, self.c_dim = architecture["z_dim"], architecture["c_dim"]
         self.truncation_psi = check_float("truncation_psi", truncation_psi, low=0.0)
@@ -102,6 +102,16 @@ class _StyleGAN(nn.Module):
             raise ValueError(f"{argument}.img_resolution={resolution!r} must be a power of 2 from 4 on.")
         return architecture
 
+    @classmethod
+    def recorded_architecture(cls, init_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The ``architecture`` of a pickle's recorded init arguments."""
+        return init_kwargs
+
+    def _from_pickle(self, content: dict[str, Any], network: str, path: str) -> tuple[dict[str, Any], dict[str, Tensor], str, set[str]]:
+        """``(architecture, tensors, source, optional)`` of ``network`` in a read pickle."""
+        record = self._generator_record(content, network, path)
+        return self.recorded_architecture(record.init_kwargs), record.state_dict(), f"pickle={path!r}", set()
+
     def _synthesis_kwargs(self, architecture: dict[str, Any]) -> dict[str, Any]:
         given = architecture.get("synthesis_kwargs") or {} if self.synthesis_kwargs_grouped else {
             key: value for key, value in architecture.items() if key in self.synthesis_keywords
@@ -114,6 +124,9 @@ class _StyleGAN(nn.Module):
     @classmethod
     def _generator_record(cls, content: dict[str, Any], network: str, path: str) -> PersistentRecord:
         record = content.get(network)
+        if isinstance(record, TFNetworkRecord):
+            raise ValueError(f"pickle={path!r} is a TensorFlow-era pickle, whose networks are StyleGAN2's or older; "
+                             f"{cls.kind} reads NVIDIA's PyTorch pickles only.")
         if not isinstance(record, PersistentRecord):
             networks = [key for key, value in content.items() if isinstance(value, PersistentRecord)]
             raise ValueError(f"network={network!r} is not a network of pickle={path!r}; it holds {', '.join(networks)}.")
@@ -150,13 +163,18 @@ class _StyleGAN(nn.Module):
 class StyleGAN2(_StyleGAN):
     """StyleGAN2's generator (:mod:`stylegan2_network`), from one of:
 
-    - ``pickle``: a network pickle of NVIDIA's stylegan2-ada-pytorch (``network-snapshot-*.pkl``,
-      ``ffhq.pkl``), read without running any of the code it carries;
+    - ``pickle``: a network pickle of NVIDIA's: stylegan2-ada-pytorch's (``network-snapshot-*.pkl``,
+      ``ffhq.pkl``), the stylegan3 repository's (``stylegan2-ffhq-1024x1024.pkl``) or a
+      TensorFlow-era one of stylegan2 or stylegan2-ada (``stylegan2-ffhq-config-f.pkl``: its
+      ``Gs``), read without running any of the code it carries (:mod:`tf_stylegan2` converts
+      the TensorFlow variables);
     - ``rosinality``: a checkpoint of rosinality/stylegan2-pytorch (``.pt`` with ``g_ema``, and
-      ``latent_avg`` if it has one; without it, ``w_avg`` is the mean ``w`` of 10,000 seeded ``z``);
+      ``latent_avg`` if it has one; without it, ``w_avg`` is the mean ``w`` of 10,000 seeded
+      ``z``); given as ``pickle``, such a file (a ``torch.save`` archive) is recognised too;
     - ``architecture``: NVIDIA's ``Generator`` arguments (``z_dim, c_dim, w_dim, img_resolution,
       img_channels, mapping_kwargs, synthesis_kwargs``), random weights seeded by ``seed``, or
-      ``checkpoint``'s (``torch.save(generator.state_dict(), path)``).
+      ``checkpoint``'s (``torch.save(generator.state_dict(), path)``). A ``pickle`` or
+      ``rosinality`` file given beside it replaces it (the file records its own).
 
     A latent is ``cat(z, one_hot(label))`` of ``z_dim + c_dim`` numbers, ``z ~ N(0, I)``; images
     are the synthesis network's output, nominally in ``[-1, 1]``.
@@ -194,10 +212,10 @@ class StyleGAN2(_StyleGAN):
         label: int | None = None,
         seed: int = 0,
     ):
-        given = [name for name, value in (("pickle", pickle), ("rosinality", rosinality), ("architecture", architecture))
-                 if value is not None]
-        if len(given) != 1:
-            raise ValueError(f"StyleGAN2 takes one of pickle, rosinality or architecture; got {', '.join(given) or 'none'}.")
+        if pickle is not None and zipfile.is_zipfile(pickle):
+            # A torch.save archive, not a pickle: rosinality's format (NVIDIA's are plain pickles).
+            pickle, rosinality = None, pickle
+        architecture = _architecture_or_file("StyleGAN2", {"pickle": pickle, "rosinality": rosinality}, architecture, checkpoint)
         self.noise_mode = check_choice("noise_mode", noise_mode, sg2.NOISE_MODES)
         tensors, optional, latent_avg, source = None, set(), None, f"rosinality={rosinality!r}"
         if rosinality is not None:
@@ -214,6 +232,29 @@ class StyleGAN2(_StyleGAN):
                 z = torch.randn(10_000, self.z_dim, generator=torch.Generator().manual_seed(0))
                 self.mapping.w_avg.copy_(self.mapping(z, None)[:, 0].mean(dim=0))
         self.layer_aliases = {f"layer{i + 1}": f"synthesis.{name}" for i, name in enumerate(self.synthesis.convolutions())}
+
+    def _from_pickle(self, content: dict[str, Any], network: str, path: str) -> tuple[dict[str, Any], dict[str, Tensor], str, set[str]]:
+        record, source = content.get(network), f"pickle={path!r}"
+        if not isinstance(record, TFNetworkRecord):
+            return super()._from_pickle(content, network, path)
+        architecture = self.check_architecture(tf_architecture(record, source))
+        try:
+            tensors = tf_tensors(record, architecture, source)
+        except KeyError as missing:
+            raise ValueError(f"{source}: its {network} has no variable {missing}; it is no StyleGAN2 generator.") from None
+        # TensorFlow keeps the FIR filters in its code, not among the variables: this module's stay.
+        return architecture, tensors, source, {f"{name}.resample_filter" for name in _resampling_modules(architecture)}
+
+    @classmethod
+    def recorded_architecture(cls, init_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """stylegan2-ada-pytorch records ``synthesis_kwargs``; the stylegan3 repository's StyleGAN2
+        (``training.networks_stylegan2``, the published ``stylegan2-*.pkl`` files) records the
+        synthesis arguments among the Generator's, and its blocks clamp at 256 by default."""
+        flat = {key: value for key, value in init_kwargs.items() if key in cls.synthesis_keywords}
+        if not flat or "synthesis_kwargs" in init_kwargs:
+            return init_kwargs
+        rest = {key: value for key, value in init_kwargs.items() if key not in flat}
+        return {**rest, "synthesis_kwargs": {"conv_clamp": 256, **flat}}
 
     @classmethod
     def check_architecture(cls, architecture: Any, argument: str = "architecture") -> dict[str, Any]:
@@ -267,15 +308,27 @@ class StyleGAN3(_StyleGAN):
         label: int | None = None,
         seed: int = 0,
     ):
-        given = [name for name, value in (("pickle", pickle), ("architecture", architecture)) if value is not None]
-        if len(given) != 1:
-            raise ValueError(f"StyleGAN3 takes one of pickle or architecture; got {', '.join(given) or 'none'}.")
+        architecture = _architecture_or_file("StyleGAN3", {"pickle": pickle}, architecture, checkpoint)
         super().__init__(pickle, architecture, checkpoint, network, truncation_psi, truncation_cutoff, label, seed)
         self.layer_aliases = {f"layer{name[1:].split('_')[0]}": f"synthesis.{name}" for name in self.synthesis.layer_names}
 
     def _build_synthesis(self, architecture: dict[str, Any]) -> nn.Module:
         return sg3.SynthesisNetwork(architecture["w_dim"], architecture["img_resolution"],
                                     architecture["img_channels"], **self._synthesis_kwargs(architecture))
+
+
+def _architecture_or_file(kind: str, files: dict[str, str | None], architecture: dict[str, Any] | None,
+                          checkpoint: str | None) -> dict[str, Any] | None:
+    """The architecture to build, ``None`` when a file gives it: a file records its own, so it
+    replaces an architecture given beside it (a config's random example, say)."""
+    given = [name for name, path in files.items() if path is not None]
+    if len(given) > 1:
+        raise ValueError(f"{kind} reads one network file; got {' and '.join(f'{name}={files[name]!r}' for name in given)}.")
+    if given and checkpoint is not None:
+        raise ValueError(f"checkpoint={checkpoint!r} holds weights for architecture=; {given[0]}= brings its own. Give one of them.")
+    if not given and architecture is None:
+        raise ValueError(f"{kind} needs one of {', '.join(files)} (a network file) or architecture (random weights).")
+    return None if given else architecture
 
 
 def _resampling_modules(architecture: dict[str, Any]) -> list[str]:
@@ -291,7 +344,7 @@ def _rosinality_checkpoint(path: str) -> tuple[dict[str, Tensor], Tensor | None]
         raise FileNotFoundError(f"rosinality={path!r} is not a file.")
     # Training checkpoints also hold their argparse.Namespace; nothing else beyond tensors is read.
     with torch.serialization.safe_globals([argparse.Namespace]):
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        content = load_tensors(path, "rosinality")
     if not isinstance(content, dict) or not isinstance(content.get("g_ema"), dict):
         keys = list(content)[:6] if isinstance(content, dict) else type(content).__name__
         raise ValueError(f"rosinality={path!r} has no 'g_ema' state dict (it holds {keys}).")

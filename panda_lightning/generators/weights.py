@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from panda_lightning.loading import load_tensors
+
 
 def _listed(items: list[str], limit: int = 8, separator: str = ", ") -> str:
     shown = separator.join(items[:limit])
     return f"{shown} (and {len(items) - limit} more)" if len(items) > limit else shown
+
+
+def installed_file(package: str, relative_path: str, needed_by: str, install: str) -> Path:
+    """The path of a file inside the installed ``package``, found without importing the package
+    (the packages that ship pretrained weights may fail, or write files, when imported)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{needed_by} needs the package {package}; install it with `{install}`.")
+    return Path(next(iter(spec.submodule_search_locations))) / relative_path
 
 
 def load_weights(module: nn.Module, path: str, argument: str = "checkpoint") -> None:
@@ -21,7 +33,7 @@ def load_weights(module: nn.Module, path: str, argument: str = "checkpoint") -> 
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"{argument}={path!r} is not a file.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensors(path, argument)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(
             f"{argument}={path!r} holds a {type(state).__name__}, not a state dict of tensors; save one with "

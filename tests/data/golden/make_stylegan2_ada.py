@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
+from off_initial import move_off_initial_values
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("checkout", help="a checkout of NVlabs/stylegan2-ada-pytorch")
@@ -34,15 +35,7 @@ init = dict(z_dim=32, c_dim=3, w_dim=32, img_resolution=32, img_channels=3,
             synthesis_kwargs=dnnlib.EasyDict(channel_base=512, channel_max=32, num_fp16_res=0, conv_clamp=256,
                                              architecture="skip"))
 G = Generator(**copy.deepcopy(init))
-with torch.no_grad():  # every tensor away from its initial value, so biases, noise and w_avg all count
-    for name, p in G.named_parameters():
-        if name.endswith("noise_strength"):
-            p.copy_(torch.randn([]) * 0.5)
-        elif name.endswith("bias"):
-            p.add_(torch.randn_like(p) * 0.2)
-        elif not name.endswith("const"):
-            p.mul_(1 + 0.1 * torch.randn_like(p))
-    G.mapping.w_avg.copy_(torch.randn_like(G.mapping.w_avg))
+move_off_initial_values(G)
 G_ema = copy.deepcopy(G).eval().requires_grad_(False)
 if args.pickle:
     D = Discriminator(c_dim=3, img_resolution=32, img_channels=3, channel_base=512, channel_max=32)

@@ -1,0 +1,102 @@
+"""A fit at the paper's size: StyleGAN2 config-f at 1024 px (random weights), at layer5
+(512 x 16 x 16), with the pictures of ``configs/trainer.yaml``.
+
+    python -m benchmarks.full_size [--max_steps 5000] [--batch_size 16] [--accelerator auto]
+
+Prints the steps and seconds per step of the fit (to convergence or ``--max_steps``), the time
+of each end-of-fit picture and its file's size, the latency of one edit at full resolution, the
+peak resident memory of the process and, on a GPU, its peak allocated memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Timer
+
+from panda_lightning import PandA
+from panda_lightning.callbacks.rendering import FixedSamplePicture
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.generators import StyleGAN2
+
+CONFIG_F = dict(  # NVIDIA's StyleGAN2 config-f at 1024 px, as its FFHQ network
+    z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,
+    mapping_kwargs={"num_layers": 8}, synthesis_kwargs={"channel_base": 32768, "channel_max": 512},
+)
+TRAINER_CONFIG = Path(__file__).parents[1] / "configs" / "trainer.yaml"
+
+
+def picture_callbacks() -> list[FixedSamplePicture]:
+    """The picture callbacks of ``configs/trainer.yaml``, as the ``panda`` command builds them."""
+    built = []
+    for callback in yaml.safe_load(TRAINER_CONFIG.read_text())["callbacks"]:
+        module, _, name = callback["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        if issubclass(cls, FixedSamplePicture):
+            built.append(cls(**callback.get("init_args", {})))
+    return built
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.full_size", description=__doc__.splitlines()[0])
+    parser.add_argument("--max_steps", type=int, default=5000)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--parts", type=int, default=8)
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--resolution", type=int, default=1024, help="of config-f's shape (a smaller one to try it quickly)")
+    args = parser.parse_args(argv)
+
+    generator = StyleGAN2(architecture={**CONFIG_F, "img_resolution": args.resolution}, truncation_psi=0.7)
+    data = GeneratorActivations(generator, layer="layer5", batch_size=args.batch_size)
+    model = PandA(data.feature_shape, layer="layer5", parts_rank=args.parts)
+    pictures, timer = picture_callbacks(), Timer(interval="step")
+    with tempfile.TemporaryDirectory() as directory:
+        trainer = L.Trainer(
+            max_steps=args.max_steps, val_check_interval=50, accelerator=args.accelerator, devices=1,
+            default_root_dir=directory, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, callbacks=[timer, *pictures],  # the timer stops before the last pictures
+        )
+        device = "cpu" if trainer.strategy.root_device.type == "cpu" else torch.cuda.get_device_name()
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; StyleGAN2 config-f {args.resolution} px, "
+              f"layer5 {tuple(data.feature_shape)}, batch {args.batch_size}, {args.parts} parts", flush=True)
+        start = time.perf_counter()
+        trainer.fit(model, data)
+        whole = time.perf_counter() - start
+        loop = timer.time_elapsed("train")
+        print(f"fit: {trainer.global_step} steps ({'converged' if model.convergence.converged else 'not converged'}), "
+              f"{loop:.1f} s in the training loop (pictures every 500 steps included), "
+              f"{1000 * loop / max(trainer.global_step, 1):.0f} ms a step; {whole:.1f} s with the initialisation "
+              "and the end-of-fit pictures", flush=True)
+        model.to(data.device).eval()  # (Lightning moves the module back to the CPU after the fit)
+        for picture in pictures:  # drawn again, each on its own clock
+            start = time.perf_counter()
+            picture._render(trainer, model, directory)
+            seconds = time.perf_counter() - start
+            print(f"  {picture.last_path.name:18} {seconds:6.1f} s {picture.last_path.stat().st_size / 2**20:6.2f} MiB", flush=True)
+    latents = data.preview_latents(1, 0)
+    edit = lambda Z: model.local_edit(Z, [(0, 1, 3.0)])  # noqa: E731
+    times = []
+    for _ in range(4):
+        start = time.perf_counter()
+        data.generate(latents, edit).cpu()
+        times.append(time.perf_counter() - start)
+    print(f"one edit at {args.resolution} px (a whole generator pass, the layer's output replaced): {statistics.median(times[1:]) * 1000:.0f} ms")
+    cuda = f", peak CUDA memory allocated {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if torch.cuda.is_available() else ""
+    print(f"peak resident memory {peak_rss_mib() / 1024:.2f} GiB{cuda}")
+
+
+if __name__ == "__main__":
+    main()
