@@ -57,9 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", type=int, default=8)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--resolution", type=int, default=1024, help="of config-f's shape (a smaller one to try it quickly)")
+    parser.add_argument("--channel_max", type=int, default=512, help="config-f's channels at most (fewer to try it quickly)")
     args = parser.parse_args(argv)
 
-    generator = StyleGAN2(architecture={**CONFIG_F, "img_resolution": args.resolution}, truncation_psi=0.7)
+    synthesis = {**CONFIG_F["synthesis_kwargs"], "channel_max": args.channel_max}
+    generator = StyleGAN2(architecture={**CONFIG_F, "img_resolution": args.resolution, "synthesis_kwargs": synthesis},
+                          truncation_psi=0.7)
     data = GeneratorActivations(generator, layer="layer5", batch_size=args.batch_size)
     model = PandA(data.feature_shape, layer="layer5", parts_rank=args.parts)
     pictures, timer = picture_callbacks(), Timer(interval="step")
@@ -69,8 +72,9 @@ def main(argv: list[str] | None = None) -> None:
             default_root_dir=directory, logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False, callbacks=[timer, *pictures],  # the timer stops before the last pictures
         )
+        narrowed = "" if args.channel_max == 512 else f" (at most {args.channel_max} channels)"
         device = "cpu" if trainer.strategy.root_device.type == "cpu" else torch.cuda.get_device_name()
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; StyleGAN2 config-f {args.resolution} px, "
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; StyleGAN2 config-f {args.resolution} px{narrowed}, "
               f"layer5 {tuple(data.feature_shape)}, batch {args.batch_size}, {args.parts} parts", flush=True)
         start = time.perf_counter()
         trainer.fit(model, data)
