@@ -1,7 +1,8 @@
-"""A fit at the paper's size: StyleGAN2 config-f at 1024 px (random weights), at layer5
-(512 x 16 x 16), with the pictures of ``configs/trainer.yaml``.
+"""A fit at the paper's size: StyleGAN2 config-f (or ProGAN, or StyleGAN3-R) at 1024 px (random
+weights), at layer5 (StyleGAN2's and ProGAN's 512 x 16 x 16), with the pictures of
+``configs/trainer.yaml``.
 
-    python -m benchmarks.full_size [--max_steps 5000] [--batch_size 16] [--accelerator auto]
+    python -m benchmarks.full_size [--generator stylegan2|progan|stylegan3] [--max_steps 5000] [--batch_size 16]
 
 Prints the steps and seconds per step of the fit (to convergence or ``--max_steps``), the time
 of each end-of-fit picture and its file's size, the latency of one edit at full resolution, the
@@ -26,12 +27,17 @@ from lightning.pytorch.callbacks import Timer
 from panda_lightning import PandA
 from panda_lightning.callbacks.rendering import FixedSamplePicture
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.generators import StyleGAN2
+from panda_lightning.generators import ProGAN, StyleGAN2, StyleGAN3
 
 CONFIG_F = dict(  # NVIDIA's StyleGAN2 config-f at 1024 px, as its FFHQ network
     z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,
     mapping_kwargs={"num_layers": 8}, synthesis_kwargs={"channel_base": 32768, "channel_max": 512},
 )
+# StyleGAN3 config-R at 1024 px, as NVIDIA's FFHQ network: twice config-T's channels, 1x1 convolutions, radial filters
+CONFIG_R = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3, mapping_kwargs={"num_layers": 2},
+                channel_base=65536, channel_max=1024, conv_kernel=1, use_radial_filters=True)
+# ProGAN at 1024 px as its paper's CelebA-HQ network: 512 channels up to 64 px, then halved at each scale
+PROGAN_CHANNELS = [512, 512, 512, 512, 256, 128, 64, 32, 16]
 TRAINER_CONFIG = Path(__file__).parents[1] / "configs" / "trainer.yaml"
 
 
@@ -52,6 +58,7 @@ def peak_rss_mib() -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.full_size", description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", choices=["stylegan2", "progan", "stylegan3"], default="stylegan2")
     parser.add_argument("--max_steps", type=int, default=5000)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--parts", type=int, default=8)
@@ -60,9 +67,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channel_max", type=int, default=512, help="config-f's channels at most (fewer to try it quickly)")
     args = parser.parse_args(argv)
 
-    synthesis = {**CONFIG_F["synthesis_kwargs"], "channel_max": args.channel_max}
-    generator = StyleGAN2(architecture={**CONFIG_F, "img_resolution": args.resolution, "synthesis_kwargs": synthesis},
-                          truncation_psi=0.7)
+    if args.generator == "stylegan3":
+        architecture = {**CONFIG_R, "img_resolution": args.resolution, "channel_max": 2 * args.channel_max}
+        generator, shape = StyleGAN3(architecture=architecture, truncation_psi=0.7), "StyleGAN3-R"
+    elif args.generator == "progan":
+        scales = args.resolution.bit_length() - 2  # 4 px, 8 px, ... up to the resolution
+        generator, shape = ProGAN(architecture=dict(latent_dim=512, channels=[min(c, args.channel_max) for c in PROGAN_CHANNELS[:scales]])), "ProGAN"
+    else:
+        synthesis = {**CONFIG_F["synthesis_kwargs"], "channel_max": args.channel_max}
+        generator = StyleGAN2(architecture={**CONFIG_F, "img_resolution": args.resolution, "synthesis_kwargs": synthesis},
+                              truncation_psi=0.7)
+        shape = "StyleGAN2 config-f"
     data = GeneratorActivations(generator, layer="layer5", batch_size=args.batch_size)
     model = PandA(data.feature_shape, layer="layer5", parts_rank=args.parts)
     pictures, timer = picture_callbacks(), Timer(interval="step")
@@ -74,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         narrowed = "" if args.channel_max == 512 else f" (at most {args.channel_max} channels)"
         device = "cpu" if trainer.strategy.root_device.type == "cpu" else torch.cuda.get_device_name()
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; StyleGAN2 config-f {args.resolution} px{narrowed}, "
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; {shape} {args.resolution} px{narrowed}, "
               f"layer5 {tuple(data.feature_shape)}, batch {args.batch_size}, {args.parts} parts", flush=True)
         start = time.perf_counter()
         trainer.fit(model, data)

@@ -1,4 +1,4 @@
-"""How far StyleGAN2 and StyleGAN3 are from the reference code that made tests/data/*_golden.pt.
+"""How far StyleGAN2, StyleGAN3 and ProGAN are from the reference code that made tests/data/*_golden.pt.
 
     python -m benchmarks.stylegan_equality
 
@@ -6,7 +6,7 @@ Prints, for every output the reference code computed (images per setting, featur
 the largest absolute difference from this package's generator and the output's largest magnitude.
 The golden files come from tests/data/golden/ (NVIDIA's stylegan2-ada-pytorch and stylegan3, the
 latter's StyleGAN2 too, its legacy.py's conversion of a TensorFlow StyleGAN2 pickle, and
-rosinality/stylegan2-pytorch, run on random weights outside this package).
+rosinality/stylegan2-pytorch and pytorch_GAN_zoo's PGAN, run on random weights outside this package).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from panda_lightning.generators import StyleGAN2, StyleGAN3
+from panda_lightning.generators import ProGAN, StyleGAN2, StyleGAN3
 from panda_lightning.generators.layers import activations_at
 
 DATA = Path(__file__).parents[1] / "tests" / "data"
@@ -81,6 +81,10 @@ def main() -> None:
             reference = golden["outputs"][layer]
             ours = activations_at(generator, layer, lambda: generator(latents))
             print(_row(f"stylegan3, {config}", layer.removeprefix("synthesis."), ours[:1, :8], reference))
+        zoo = torch.load(DATA / "progan_zoo_golden.pt", weights_only=True)
+        for name, alpha in (("images", 0.0), ("blended", 0.3)):
+            generator = ProGAN(checkpoint=str(DATA / "progan_zoo.pth"), alpha=alpha).eval()
+            print(_row("pytorch_GAN_zoo PGAN", f"images, alpha {alpha:g}", generator(zoo["z"]), zoo["outputs"][name]))
         torch.save(rosinality["checkpoint"], Path(folder) / "g.pt")
         generator = StyleGAN2(rosinality=str(Path(folder) / "g.pt")).eval()
         print(_row("rosinality/stylegan2-pytorch", "images, const", generator(rosinality["z"]), rosinality["outputs"]["const"]))

@@ -39,8 +39,10 @@ def test_the_checkerboard_of_make_fits_former_generator_is_in_the_generator_not_
 
 
 @pytest.mark.slow
-def test_the_full_size_benchmark_prints_its_figures_at_a_small_size():
-    command = [sys.executable, "-m", "benchmarks.full_size", "--resolution", "64", "--channel_max", "32", "--max_steps", "4"]
+@pytest.mark.parametrize("generator", ["stylegan2", "progan"])
+def test_the_full_size_benchmark_prints_its_figures_at_a_small_size(generator):
+    command = [sys.executable, "-m", "benchmarks.full_size", "--generator", generator, "--resolution", "64",
+               "--channel_max", "32", "--max_steps", "4"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout

@@ -262,6 +262,7 @@ CONFIGURED = {  # each config, with a small BigGAN to keep the tests quick, and 
     "own_generator": ([], "synthesis.b16.conv1", "(1, 32, 16, 16)"),
     "omniart_eyes": ([], "main.12", "(1, 128, 32, 32)"),
     "photo_faces": ([], "main.8", "(1, 128, 16, 16)"),
+    "progan": ([], "layer5", "(1, 64, 16, 16)"),
     "stylegan2": ([], "layer5", "(1, 64, 16, 16)"),
     "stylegan3": ([], "layer5", "(1, 32, 32, 32)"),
 }

@@ -323,12 +323,16 @@ def test_one_flag_on_the_shipped_configs_replaces_their_example_network(nvidia_g
     monkeypatch.setattr(sys, "argv", ["panda"])
     configs = Path(__file__).parents[1] / "configs"
     _write_network_pickle(tmp_path / "network.pkl", nvidia_generator, monkeypatch)
+    repository = STYLEGAN2_OF_STYLEGAN3_REPO  # the published stylegan2-*.pkl files' format
+    generator = StyleGAN2(architecture=StyleGAN2.recorded_architecture(repository["architecture"]))
+    generator.load_state_dict(repository["state"])
+    _write_network_pickle(tmp_path / "stylegan2.pkl", generator, monkeypatch, init_kwargs=repository["architecture"])
     torch.save(dict(g_ema=ROSINALITY["checkpoint"]["g_ema"]), tmp_path / "550000.pt")
     (tmp_path / "notes.txt").write_text("not a network")
     monkeypatch.undo()
     monkeypatch.setattr(sys, "argv", ["panda"])
     # The example's layer5 is 64 x 16 x 16; each file's own is 32 x 16 x 16 (its channels at 16 px).
-    for option, path in [("pickle", tmp_path / "network.pkl"), ("rosinality", tmp_path / "550000.pt"),
+    for option, path in [("pickle", tmp_path / "network.pkl"), ("pickle", tmp_path / "stylegan2.pkl"), ("rosinality", tmp_path / "550000.pt"),
                          ("pickle", tmp_path / "550000.pt"), ("pickle", TF_PICKLE)]:
         run(["layers", "--config", str(configs / "stylegan2.yaml"), f"--data.generator.init_args.{option}", str(path)])
         assert capsys.readouterr().out.rstrip().endswith("data.layer='layer5' outputs (1, 32, 16, 16): PandA can factorise it.")

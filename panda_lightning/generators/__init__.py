@@ -6,7 +6,8 @@ and, optionally, runs the generator from a layer's output on with ``forward_from
 (edits then skip the layers before it). Any other ``nn.Module`` can be used through
 :class:`GaussianLatents` in the DataModule; :func:`load_weights` loads a user's checkpoint with an
 error that names what does not match. :class:`StyleGAN2` and :class:`StyleGAN3` read NVIDIA's
-network pickles (without running them), :class:`StyleGAN2` rosinality's checkpoints too.
+network pickles (without running them), :class:`StyleGAN2` rosinality's checkpoints too;
+:class:`ProGAN` reads pytorch_GAN_zoo's PGAN checkpoints.
 """
 
 from panda_lightning.generators.biggan import BigGAN
@@ -14,11 +15,12 @@ from panda_lightning.generators.face_dcgan import FACE_DCGAN_INSTALL, FaceDCGAN
 from panda_lightning.generators.latents import GaussianLatents
 from panda_lightning.generators.omniart_eyes import EYE_COLOURS, OMNIART_EYES_INSTALL, OmniartEyes
 from panda_lightning.generators.photo_faces import PHOTO_FACES_INSTALL, PhotoFaceDCGAN
+from panda_lightning.generators.progan import ProGAN
 from panda_lightning.generators.style import StyleGenerator
 from panda_lightning.generators.stylegan import StyleGAN2, StyleGAN3
 from panda_lightning.generators.weights import load_weights
 
 __all__ = [
     "BigGAN", "EYE_COLOURS", "FACE_DCGAN_INSTALL", "FaceDCGAN", "GaussianLatents", "OMNIART_EYES_INSTALL",
-    "OmniartEyes", "PHOTO_FACES_INSTALL", "PhotoFaceDCGAN", "StyleGAN2", "StyleGAN3", "StyleGenerator", "load_weights",
+    "OmniartEyes", "PHOTO_FACES_INSTALL", "PhotoFaceDCGAN", "ProGAN", "StyleGAN2", "StyleGAN3", "StyleGenerator", "load_weights",
 ]
