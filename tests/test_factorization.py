@@ -17,9 +17,11 @@ from panda_lightning.functional.factorization import (
     loss_and_parts_gradient,
     orthogonality_error,
     parts_gradient,
+    parts_scale_terms,
     project_nonnegative_,
     random_parts,
     reconstruction_loss,
+    scaled_initial_parts,
     sparsity,
 )
 
@@ -154,3 +156,21 @@ def test_random_parts_are_uniform_on_the_given_interval_and_seeded():
     P = random_parts(100, 3, torch.Generator().manual_seed(0))
     assert P.shape == (100, 3) and P.min() >= 0 and P.max() <= 0.01 and P.max() > 0.009
     torch.testing.assert_close(P, random_parts(100, 3, torch.Generator().manual_seed(0)))
+
+
+def test_the_error_along_the_parts_is_the_quartic_of_the_scale_terms_and_an_overshoot_is_scaled_back():
+    generator = torch.Generator().manual_seed(0)
+    Z = torch.rand(3, 4, 400, generator=generator, dtype=torch.float64)  # non-negative, as after a ReLU
+    P = random_parts(400, 5, generator).double() * 20  # as large as U(0, 0.01) parts at far more positions
+    a, b = parts_scale_terms(Z, P)
+    energy, identity = Z.square().sum(), torch.eye(4, dtype=torch.float64)
+    for s in (0.5, 1.0, 3.0):  # against Eq. 3 with the full basis, evaluated directly
+        torch.testing.assert_close(reconstruction_loss(Z, identity, s * P), energy - 2 * s**2 * a + s**4 * b, rtol=1e-10, atol=0)
+    assert b >= 2 * a  # these parts fit worse than none...
+    scaled = scaled_initial_parts(P, torch.stack([a, b]))
+    error = lambda parts: (reconstruction_loss(Z, identity, parts) / energy).item()  # noqa: E731
+    assert error(P) > 1 > error(scaled)  # ...scaled back, better than none
+    assert error(scaled) < min(error(scaled * 0.9), error(scaled * 1.1))  # the least error along P
+    few = P[:40] / 10  # small parts that fit: as they are
+    assert scaled_initial_parts(few, parts_scale_terms(Z[..., :40], few)) is few
+

@@ -384,3 +384,27 @@ def test_only_the_steps_lightning_logs_compute_the_diagnostics(tmp_path, tiny_ge
     assert len(logged) == 3  # steps 4, 8 and 12
     for metrics in logged:
         assert {"train/loss", "train/parts_orthogonality_error", "train/parts_sparsity", "train/parts_step_size"} <= set(metrics)
+
+
+class _ManyPositions(torch.nn.Module):
+    """Non-negative features, smooth over space, at 128 x 128 positions: a layer where 8 random
+    parts of a fixed scale fit worse than none (relative error 4.8; as StyleGAN3's 148 x 148 layers)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Identity()
+        self.head = torch.nn.Conv2d(4, 3, 1)
+
+    def sample_latents(self, num_samples, generator):
+        return torch.randn(num_samples, 4, 8, 8, generator=generator)
+
+    def forward(self, latents):
+        features = self.features(torch.nn.functional.softplus(torch.nn.functional.interpolate(latents, size=(128, 128), mode="bilinear")))
+        return torch.tanh(self.head(features))
+
+
+def test_a_layer_of_many_positions_fits_from_parts_scaled_back_rather_than_collapsing(tmp_path):
+    model, _, trainer = _fit(tmp_path, _ManyPositions(), max_steps=30, val_check_interval=10,
+                             model_kwargs={"parts_rank": 8, "stop_when_converged": False}, data_kwargs={"val_samples": 16})
+    # Unscaled, the first step lands on P = 0, where the gradient vanishes: the error stays 1.
+    assert model.convergence.best < 0.5 and model.parts.sum() > 0

@@ -25,7 +25,9 @@ from panda_lightning.functional.factorization import (
     channel_scatter,
     hosvd_appearances,
     orthogonality_error,
+    parts_scale_terms,
     random_parts,
+    scaled_initial_parts,
     sparsity,
     unfold,
 )
@@ -145,12 +147,17 @@ class PandA(L.LightningModule):
             )
         channels = self.appearances.shape[0]
         scatter = torch.zeros(channels, channels, device=self.device)
+        scale_terms = torch.zeros(2, device=self.device)
         for activations in batches(self.hparams.init_samples):
-            scatter += channel_scatter(unfold(activations))
-        scatter = self._sum_over_devices(scatter)
+            Z = unfold(activations)
+            scatter += channel_scatter(Z)
+            scale_terms += parts_scale_terms(Z, self.parts.detach())
+        scatter, scale_terms = self._sum_over_devices(scatter), self._sum_over_devices(scale_terms)
         _check_finite_activations(scatter.trace(), "the initialisation samples")
         appearances = self.trainer.strategy.broadcast(hosvd_appearances(scatter, self.appearances.shape[1]))
         self.appearances.copy_(appearances)
+        # With A's full basis: only where the random parts fit worse than none (many positions).
+        self.parts.copy_(scaled_initial_parts(self.parts.detach(), scale_terms))
         _, height, width = self.hparams.feature_shape
         # The RMS norm of one position's channel fibre: the unit of edit strengths.
         self.activation_scale.copy_((scatter.trace() / (self.hparams.init_samples * height * width)).sqrt())

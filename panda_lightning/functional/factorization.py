@@ -267,6 +267,25 @@ def random_parts(
     return torch.rand(num_positions, rank, generator=generator, dtype=torch.float64).mul_(scale).float()
 
 
+def parts_scale_terms(Z: Tensor, P: Tensor) -> Tensor:
+    """``(a, b)`` such that, with the full appearance basis (``A A^T = I``), the objective of
+    Eq. 3 at the parts ``s P`` is ``sum_i ||Z_i||^2 - 2 s^2 a + s^4 b``: ``a = sum_i ||Z_i P||^2``,
+    ``b = sum_i tr(U_i^T U_i P^T P)`` with ``U_i = Z_i P``. ``Z: (N, C, S)``, ``P: (S, R_S)``;
+    sums over samples, so they accumulate batch by batch and device by device."""
+    U = Z @ P  # (N, C, R_S)
+    return torch.stack([U.square().sum(), (U.transpose(1, 2) @ U).sum(dim=0).mul(P.T @ P).sum()])
+
+
+def scaled_initial_parts(P: Tensor, terms: Tensor) -> Tensor:
+    """``P`` if it fits better than no parts at all (``b < 2 a``: relative error below 1, of
+    :func:`parts_scale_terms`); else ``P`` scaled by ``sqrt(a / b)``, the scale along ``P`` of the
+    least error. A fixed-scale random ``P`` overshoots on layers of many positions (``P P^T``
+    grows with ``S``), and a first projected step can then land on ``P = 0``, where the gradient
+    in ``P`` vanishes and the fit never moves."""
+    a, b = terms.double()
+    return P if b < 2 * a else P * (a / b).sqrt().to(P.dtype)
+
+
 def project_nonnegative_(P: Tensor) -> Tensor:
     """Projection onto ``P >= 0`` (the ``max{0, .}`` of Alg. 1), in place."""
     return P.clamp_(min=0)
