@@ -136,7 +136,7 @@ class GeneratorActivations(L.LightningDataModule):
         """The bytes of activations that each process holds during a fit, by what holds them,
         with the setting that lowers each."""
         _, world_size = self._rank_and_world()
-        channels, height, width = self.feature_shape
+        _, height, width = self.feature_shape
         schedule, batch = self.pool_schedule(), self.batch_size * self.sample_bytes
         if schedule == PoolSchedule(1, 1):
             pool = 0
