@@ -52,8 +52,8 @@ def picture_callbacks() -> list[FixedSamplePicture]:
     return built
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--parts", type=int, default=8)
     parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--resolution", type=int, default=1024, help="of config-f's shape (a smaller one to try it quickly)")
-    parser.add_argument("--channel_max", type=int, default=512, help="config-f's channels at most (fewer to try it quickly)")
+    parser.add_argument("--resolution", type=int, default=1024, help="of the shape (a smaller one to try it quickly)")
+    parser.add_argument("--channel_max", type=int, default=512, help="channels at most, twice that for StyleGAN3-R (fewer to try it quickly)")
     args = parser.parse_args(argv)
 
     if args.generator == "stylegan3":
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         times.append(time.perf_counter() - start)
     print(f"one edit at {args.resolution} px (a whole generator pass, the layer's output replaced): {statistics.median(times[1:]) * 1000:.0f} ms")
     cuda = f", peak CUDA memory allocated {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if torch.cuda.is_available() else ""
-    print(f"peak resident memory {peak_rss_mib() / 1024:.2f} GiB{cuda}")
+    print(f"peak resident memory {peak_rss_gib():.2f} GiB{cuda}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,14 @@ class PlantedGenerator(nn.Module):
         return torch.tanh(self.head(activations))
 
 
+def assert_equal_to_float32_rounding(ours: Tensor, theirs: Tensor) -> None:
+    """Equal to a reference code's output up to float32 rounding: outputs of magnitude ~10 from a
+    few hundred float32 operations round at ~1e-6 of that."""
+    assert ours.shape == theirs.shape
+    difference = (ours - theirs).abs().max().item()
+    assert difference <= 1e-5 * theirs.abs().max().item(), f"max abs difference {difference:.3g}"
+
+
 class Exploit:
     """Unpickled, it runs ``touch marker``: what a file that holds code could do instead."""
 

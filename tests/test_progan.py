@@ -12,25 +12,20 @@ from panda_lightning.generators import ProGAN
 from panda_lightning.generators.layers import activations_at
 from panda_lightning.loading import RefusedFile
 
-from conftest import Exploit
+from conftest import Exploit, assert_equal_to_float32_rounding
 
 DATA = Path(__file__).parent / "data"
 CHECKPOINT = DATA / "progan_zoo.pth"  # written by pytorch_GAN_zoo's own save(), random weights
 GOLDEN = torch.load(DATA / "progan_zoo_golden.pt", weights_only=True)  # its generator's outputs
 
 
-def _equal_to_float32_rounding(ours, theirs):
-    assert ours.shape == theirs.shape
-    assert (ours - theirs).abs().max() <= 1e-5 * theirs.abs().max()
-
-
 def test_equal_to_pytorch_gan_zoos_code_read_from_its_checkpoint():
     generator = ProGAN(checkpoint=str(CHECKPOINT)).eval()
     assert generator.architecture["channels"] == [32, 32, 16] and generator.alpha == 0
     with torch.no_grad():
-        _equal_to_float32_rounding(generator(GOLDEN["z"]), GOLDEN["outputs"]["images"])
+        assert_equal_to_float32_rounding(generator(GOLDEN["z"]), GOLDEN["outputs"]["images"])
         generator.alpha = 0.3  # the last scale faded in, as PGAN's training does
-        _equal_to_float32_rounding(generator(GOLDEN["z"]), GOLDEN["outputs"]["blended"])
+        assert_equal_to_float32_rounding(generator(GOLDEN["z"]), GOLDEN["outputs"]["blended"])
         assert not torch.allclose(generator(GOLDEN["z"]), GOLDEN["outputs"]["images"], atol=1e-2)
     assert ProGAN(checkpoint=str(CHECKPOINT), alpha=0.3).alpha == 0.3
 

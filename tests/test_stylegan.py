@@ -19,7 +19,7 @@ from panda_lightning.generators import StyleGAN2, StyleGAN3
 from panda_lightning.generators.layers import activations_at
 from panda_lightning.generators.network_pickle import read_network_pickle
 
-from conftest import Exploit
+from conftest import Exploit, assert_equal_to_float32_rounding
 
 DATA = Path(__file__).parent / "data"
 NVIDIA = torch.load(DATA / "stylegan2_ada_golden.pt", weights_only=True)
@@ -33,13 +33,6 @@ NVIDIA_GOLDEN = {
     "stylegan3_t": (StyleGAN3, STYLEGAN3["config_t"], STYLEGAN3, "synthesis.L3_52_27"),
     "stylegan3_r": (StyleGAN3, STYLEGAN3["config_r"], STYLEGAN3, "synthesis.L3_52_54"),
 }
-
-
-def _assert_equal_to_float32_rounding(ours, theirs):
-    # Outputs of magnitude ~10 from a few hundred float32 operations: rounding is ~1e-6 of that.
-    assert ours.shape == theirs.shape
-    difference = (ours - theirs).abs().max().item()
-    assert difference <= 1e-5 * theirs.abs().max().item(), f"max abs difference {difference:.3g}"
 
 
 # -- a pickle as stylegan2-ada-pytorch writes one -------------------------------------------
@@ -105,10 +98,10 @@ def test_equal_to_the_stylegan3_repositorys_stylegan2_read_from_its_pickle(tmp_p
     latents, outputs = _latents(golden), golden["outputs"]
     assert outputs["const"].abs().max() > 256  # past the blocks' clamp, which the pickle does not record
     with torch.no_grad():
-        _assert_equal_to_float32_rounding(read.mapping(latents[:, :32], latents[:, 32:]), outputs["ws"])
-        _assert_equal_to_float32_rounding(read(latents[:2]), outputs["truncated"])
+        assert_equal_to_float32_rounding(read.mapping(latents[:, :32], latents[:, 32:]), outputs["ws"])
+        assert_equal_to_float32_rounding(read(latents[:2]), outputs["truncated"])
         read.truncation_psi = 1.0
-        _assert_equal_to_float32_rounding(read(latents), outputs["const"])
+        assert_equal_to_float32_rounding(read(latents), outputs["const"])
 
 
 def _golden_generator(kind):
@@ -138,13 +131,13 @@ def test_equal_to_nvidias_code_read_from_a_network_pickle(kind, tmp_path, monkey
     assert not ran.exists()
     outputs, latents = golden["outputs"], _latents(latents_from)
     with torch.no_grad():
-        _assert_equal_to_float32_rounding(generator.mapping_ws(latents), outputs["ws"])
-        _assert_equal_to_float32_rounding(generator(latents), outputs["const" if cls is StyleGAN2 else "images"])
+        assert_equal_to_float32_rounding(generator.mapping_ws(latents), outputs["ws"])
+        assert_equal_to_float32_rounding(generator(latents), outputs["const" if cls is StyleGAN2 else "images"])
         reference = outputs[layer]  # recorded in the pass of all the latents: the batch is the convolutions' groups
         features = activations_at(generator, layer, lambda: generator(latents))
-        _assert_equal_to_float32_rounding(features[: len(reference), : reference.shape[1]], reference)
+        assert_equal_to_float32_rounding(features[: len(reference), : reference.shape[1]], reference)
         generator.truncation_psi, generator.truncation_cutoff = 0.5, 4  # both made with these settings
-        _assert_equal_to_float32_rounding(generator(latents[:2]), outputs["truncated"])
+        assert_equal_to_float32_rounding(generator(latents[:2]), outputs["truncated"])
 
 
 def test_the_papers_layer_index_names_stylegan2s_convolutions(nvidia_generator):
@@ -152,7 +145,7 @@ def test_the_papers_layer_index_names_stylegan2s_convolutions(nvidia_generator):
     latents = _latents(NVIDIA)
     with torch.no_grad():
         features = activations_at(nvidia_generator, "layer5", lambda: nvidia_generator(latents))[:2]
-    _assert_equal_to_float32_rounding(features, NVIDIA["outputs"]["synthesis.b16.conv1"])
+    assert_equal_to_float32_rounding(features, NVIDIA["outputs"]["synthesis.b16.conv1"])
 
 
 @pytest.mark.parametrize(
@@ -163,7 +156,7 @@ def test_stylegan2s_truncation_and_noise_modes_equal_nvidias_from_a_checkpoint(s
     torch.save(NVIDIA["state"], tmp_path / "state.pt")
     generator = StyleGAN2(architecture=NVIDIA["architecture"], checkpoint=str(tmp_path / "state.pt"), **settings).eval()
     with torch.no_grad():
-        _assert_equal_to_float32_rounding(generator(_latents(NVIDIA, 2)), NVIDIA["outputs"][expected])
+        assert_equal_to_float32_rounding(generator(_latents(NVIDIA, 2)), NVIDIA["outputs"][expected])
 
 
 def test_a_label_is_sampled_as_nvidias_one_hot_c(nvidia_generator):
@@ -180,9 +173,9 @@ def test_rosinality_checkpoint_equals_rosinalitys_code(tmp_path):
     generator = StyleGAN2(rosinality=str(tmp_path / "550000.pt")).eval()
     assert generator.architecture["synthesis_kwargs"] == dict(channel_base=512, channel_max=32)
     with torch.no_grad():
-        _assert_equal_to_float32_rounding(generator(ROSINALITY["z"]), ROSINALITY["outputs"]["const"])
+        assert_equal_to_float32_rounding(generator(ROSINALITY["z"]), ROSINALITY["outputs"]["const"])
         generator.truncation_psi = 0.5  # towards the checkpoint's latent_avg
-        _assert_equal_to_float32_rounding(generator(ROSINALITY["z"][:2]), ROSINALITY["outputs"]["truncated"])
+        assert_equal_to_float32_rounding(generator(ROSINALITY["z"][:2]), ROSINALITY["outputs"]["truncated"])
 
 
 def test_rosinality_without_latent_avg_truncates_towards_the_mean_w(tmp_path):
@@ -284,10 +277,10 @@ def test_equal_to_nvidias_conversion_of_a_tensorflow_pickle():
     assert generator.architecture["synthesis_kwargs"] == dict(channel_base=512, channel_max=32, conv_clamp=None, architecture="skip")
     latents, outputs = _latents(TF_GOLDEN), TF_GOLDEN["outputs"]
     with torch.no_grad():
-        _assert_equal_to_float32_rounding(generator.mapping_ws(latents), outputs["ws"])
-        _assert_equal_to_float32_rounding(generator(latents), outputs["const"])
+        assert_equal_to_float32_rounding(generator.mapping_ws(latents), outputs["ws"])
+        assert_equal_to_float32_rounding(generator(latents), outputs["const"])
         generator.truncation_psi = 0.7
-        _assert_equal_to_float32_rounding(generator(latents[:2]), outputs["truncated"])
+        assert_equal_to_float32_rounding(generator(latents[:2]), outputs["truncated"])
 
 
 def test_a_tensorflow_pickle_asking_for_a_foreign_global_is_refused_unrun(tmp_path, monkeypatch):

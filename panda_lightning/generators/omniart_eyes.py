@@ -57,5 +57,3 @@ class OmniartEyes(SequentialDCGAN):
         else:
             colours = torch.full((num_samples,), EYE_COLOURS.index(self.eye_colour))
         return torch.cat([z, self.colour_one_hot(colours)], dim=1)
-
-

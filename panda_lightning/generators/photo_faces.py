@@ -54,4 +54,3 @@ class PhotoFaceDCGAN(SequentialDCGAN):
             path = installed_file("generateme", WEIGHTS, "PhotoFaceDCGAN", PHOTO_FACES_INSTALL)
             state = load_tensors(path, f"the package's {WEIGHTS}")
             load_state(self, sequential_names(state), f"the package's {WEIGHTS}")
-

@@ -128,10 +128,11 @@ class ProGAN(nn.Module):
             blocks, rgb = {}, {}
             for level, (before, depth) in enumerate(zip([channels[0], *channels], channels)):
                 size = 4 * 2**level
-                layers = {"conv1": ConvLayer(before, depth, False, slope, normalize, equalized)}
-                if level:
+                if level:  # up-sampled, then a second convolution
                     layers = {"conv0": ConvLayer(before, depth, True, slope, normalize, equalized),
                               "conv1": ConvLayer(depth, depth, False, slope, normalize, equalized)}
+                else:
+                    layers = {"conv1": ConvLayer(before, depth, False, slope, normalize, equalized)}
                 blocks[f"b{size}"] = _Block(layers)
                 rgb[f"b{size}"] = EqualizedConv2d(depth, architecture["img_channels"], 1, equalized)
             self.synthesis = nn.ModuleDict(blocks)
