@@ -166,6 +166,22 @@ class GeneratorActivations(L.LightningDataModule):
             return self.generator(latents)
         return with_replaced_output(self.generator, self.layer, edit, lambda: self.generator(latents))
 
+    @property
+    def runs_from_layer(self) -> bool:
+        """Whether the generator runs from the layer's output on (``forward_from(layer, Z)``, as the
+        bundled DCGANs do), so that an edit need not rerun the layers before it."""
+        return callable(getattr(self.generator, "forward_from", None))
+
+    @torch.no_grad()
+    def images_from(self, latents: Tensor, activations: Tensor | None, edit: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """The images of ``latents`` whose activations at ``layer``, ``activations = activations(latents)``,
+        are replaced by ``edit(activations)``: one pass from the layer on where the generator
+        :attr:`runs_from_layer` (``activations`` needed), otherwise the whole generator (``activations``
+        unused, may be ``None``)."""
+        if not self.runs_from_layer:
+            return self.generate(latents, edit)
+        return self.generator.forward_from(self.layer, activations if edit is None else edit(activations))
+
     @torch.no_grad()
     def generate_with_edits(
         self, latents: Tensor, edits: Sequence[Callable[[Tensor], Tensor]],
@@ -175,15 +191,13 @@ class GeneratorActivations(L.LightningDataModule):
         each batch passed through ``then`` as it comes (to shrink it, say, so that many edits
         of large images are never held at full size together).
 
-        With a generator that has ``forward_from(layer, Z)`` (the bundled adapters), the layers
-        before ``layer`` run once for all, and each edit costs one pass from the layer on;
-        otherwise each edit reruns the whole generator with the layer's output replaced.
+        Where the generator :attr:`runs_from_layer`, the layers before ``layer`` run once for
+        all and each edit costs one pass from the layer on; otherwise each edit reruns the whole
+        generator with the layer's output replaced.
         """
-        forward_from = getattr(self.generator, "forward_from", None)
-        if forward_from is None:
-            return then(self.generate(latents)), [then(self.generate(latents, edit)) for edit in edits]
-        activations = self.activations(latents)
-        return then(forward_from(self.layer, activations)), [then(forward_from(self.layer, edit(activations))) for edit in edits]
+        activations = self.activations(latents) if self.runs_from_layer else None
+        original = then(self.images_from(latents, activations))
+        return original, [then(self.images_from(latents, activations, edit)) for edit in edits]
 
     # -- the stream ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -21,6 +22,13 @@ from panda_lightning.functional.editing import part_mask
 def to_unit_range(images: Tensor) -> Tensor:
     """Generator output in ``[-1, 1]`` to ``[0, 1]``."""
     return images.add(1).div(2).clamp(0, 1)
+
+
+def difference_image(original: Tensor, edited: Tensor) -> Tensor:
+    """Where images ``(N, 3, H, W)`` in ``[0, 1]`` changed: the absolute change summed over colours,
+    in grey, white at the largest change among them."""
+    difference = (edited - original).abs().sum(dim=1, keepdim=True)
+    return (difference / difference.amax().clamp_min(1e-12)).expand_as(original)
 
 
 def part_masks(parts: Tensor, height: int, width: int, size: tuple[int, int]) -> Tensor:
@@ -121,6 +129,14 @@ def load_mask(path: str | os.PathLike) -> Tensor:
     return torch.from_numpy(grey)
 
 
+def mask_png(mask: Tensor) -> bytes:
+    """A mask ``(H, W)`` in ``[0, 1]`` as a grey PNG (white = 1) that :func:`load_mask` reads back
+    exactly when its values are whole 1/255 steps."""
+    buffer = io.BytesIO()
+    Image.fromarray((mask.clamp(0, 1) * 255).round().to(torch.uint8).numpy()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 READABLE_SIZE = 128  # cells smaller than this are enlarged (nearest) by a whole factor
 LARGEST_SIZE = 256  # cells larger than this are shrunk (area) to it: a 1024 px generator's pictures stay small
 LABEL_SIZE = 13  # font size of the labels, in pixels
@@ -213,3 +229,10 @@ def _to_pil(image: Tensor) -> Image.Image:
 def save_png(image: Tensor, path: str | os.PathLike) -> Path:
     """Write ``image: (3, H, W)`` in ``[0, 1]`` to ``path`` atomically (a temp file, then rename)."""
     return write_atomically(path, lambda file: _to_pil(image).save(file, format="PNG"))
+
+
+def png_bytes(image: Tensor) -> bytes:
+    """``image: (3, H, W)`` in ``[0, 1]`` as the bytes of a PNG file, the pixels :func:`save_png` writes."""
+    buffer = io.BytesIO()
+    _to_pil(image).save(buffer, format="PNG")
+    return buffer.getvalue()

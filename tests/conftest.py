@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,45 @@ def module_tiny_generator() -> TinyConvGenerator:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def fit_args(tmp_path: Path, *extra: str) -> list[str]:
+    """``panda fit`` of the README's face generator, as short as configs/debug.yaml makes it, in ``tmp_path``."""
+    return [
+        "fit", "--config", str(CONFIGS / "photo_faces.yaml"), "--config", str(CONFIGS / "debug.yaml"),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--trainer.default_root_dir", str(tmp_path),
+        *extra,
+    ]
+
+
+def _fit_in(tmp_path: Path, args: list[str]) -> Path:
+    panda = Path(sys.executable).parent / "panda"
+    done = subprocess.run([str(panda), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (tmp_path / "output.txt").write_text(done.stdout + done.stderr)  # what the user saw
+    (log_dir,) = (tmp_path / "runs" / "panda").glob("version_*")
+    return log_dir
+
+
+@pytest.fixture(scope="session")
+def fitted(tmp_path_factory) -> Path:
+    """One short fit through the installed console script, as a user runs it: its log folder
+    (``config.yaml``, ``checkpoints/last.ckpt``, the pictures, and ``../../output.txt``, what it printed)."""
+    tmp_path = tmp_path_factory.mktemp("fit")
+    return _fit_in(tmp_path, fit_args(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def converged(tmp_path_factory) -> Path:
+    """The README's main job, ``panda fit --config configs/photo_faces.yaml``, to convergence (~15 s):
+    its log folder. Its parts are local, as a user's are; the short fit's are not yet."""
+    tmp_path = tmp_path_factory.mktemp("converged")
+    args = ["fit", "--config", str(CONFIGS / "photo_faces.yaml"), "--trainer.enable_progress_bar", "false",
+            "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--trainer.default_root_dir", str(tmp_path)]
+    return _fit_in(tmp_path, args)
 
 
 @pytest.fixture(scope="session")

@@ -240,9 +240,9 @@ def test_bad_lr_is_named(lr, message):
         BlockCoordinateDescent(torch.nn.Parameter(torch.ones(1)), None, lr=lr)
 
 
-def test_the_readmes_algorithm_1_loop_fits_planted_factors_without_lightning():
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    loop = re.search(r"usable without Lightning:\n\n```python\n(.*?)```", readme, re.S).group(1)
+def test_the_documented_algorithm_1_loop_fits_planted_factors_without_lightning():
+    documentation = (Path(__file__).parents[1] / "docs" / "algorithm.md").read_text()
+    loop = re.search(r"```python\n(from panda_lightning.functional.algorithm import .*?)```", documentation, re.S).group(1)
     generator = torch.Generator().manual_seed(0)
     planted_A, _ = torch.linalg.qr(torch.randn(6, 6, generator=generator, dtype=torch.float64))
     planted_P = torch.nn.functional.one_hot(torch.arange(16) % 4, 4).double() / 2  # 4 stripes, unit columns

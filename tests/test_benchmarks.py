@@ -50,3 +50,17 @@ def test_the_full_size_benchmark_prints_its_figures_at_a_small_size(generator):
     for name in ("parts.png", "saliency.png", "edits.png", "refined_parts.png"):
         assert re.search(rf"^  {name} +[0-9.]+ s +[0-9.]+ MiB$", out, re.M), name
     assert re.search(r"^one edit at 64 px .*: [0-9]+ ms$", out, re.M) and re.search(r"^peak resident memory [0-9.]+ GiB", out, re.M)
+
+
+@pytest.mark.slow
+def test_the_app_benchmark_prints_each_latency_at_a_small_size():
+    command = [sys.executable, "-m", "benchmarks.app", "--repeats", "2", "--large_repeats", "1", "--resolution", "64", "--channel_max", "32"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for generator in ("PhotoFaceDCGAN, 64x64 px", "StyleGAN2 config-f (random weights), 64x64 px"):
+        assert re.search(rf"^{re.escape(generator)}, layer \S+ \(\d+, \d+, \d+\); the editor starts in [0-9.]+ s$", out, re.M)
+    assert len(re.findall(r"^  edit \(slider move\) +[0-9.]+ ms +[0-9.]+ x the forward pass$", out, re.M)) == 2
+    assert len(re.findall(r"^    of which the edited images +[0-9.]+ ms +[0-9.]+ x \(the rest: encoding them for the page\)$", out, re.M)) == 2
+    assert len(re.findall(r"^  gallery of 8 appearances +[0-9.]+ ms$", out, re.M)) == 2
+    assert re.search(r"^  edit through HTTP \(round trip\) +[0-9.]+ ms$", out, re.M)

@@ -22,37 +22,14 @@ from panda_lightning.cli import run
 from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.images import HEADER_HEIGHT, label_width, save_png
 
-from conftest import Exploit
+from conftest import CONFIGS, Exploit, fit_args
 
-CONFIGS = Path(__file__).parents[1] / "configs"
 CELL = 2 + 128 + 2  # a 64 px image enlarged twice, with its padding
 
 
 @pytest.fixture(autouse=True)
 def _no_pytest_argv(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["panda"])  # run(args) is then the whole command line
-
-
-def _fit_args(tmp_path, *extra):
-    return [
-        "fit", "--config", str(CONFIGS / "photo_faces.yaml"), "--config", str(CONFIGS / "debug.yaml"),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.default_root_dir", str(tmp_path),
-        *extra,
-    ]
-
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    """One short fit through the installed console script, as a user runs it: its log folder."""
-    tmp_path = tmp_path_factory.mktemp("fit")
-    panda = Path(sys.executable).parent / "panda"
-    done = subprocess.run([str(panda), *_fit_args(tmp_path)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (tmp_path / "output.txt").write_text(done.stdout + done.stderr)  # what the user saw
-    (log_dir,) = (tmp_path / "runs" / "panda").glob("version_*")
-    return log_dir
 
 
 @pytest.mark.slow
@@ -240,7 +217,7 @@ def test_console_script_help_explains_the_options():
 @pytest.mark.slow
 def test_config_typo_is_caught_before_fitting(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        run(_fit_args(tmp_path, "--model.parts_rnk", "3"))
+        run(fit_args(tmp_path, "--model.parts_rnk", "3"))
     assert "parts_rnk" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
@@ -248,13 +225,13 @@ def test_config_typo_is_caught_before_fitting(tmp_path, capsys):
 @pytest.mark.slow
 def test_unknown_layer_names_the_valid_layers(tmp_path):
     with pytest.raises(ValueError, match=r"layer='main\.99'.*Valid layers: main, main\.0"):
-        run(_fit_args(tmp_path, "--data.layer", "main.99"))
+        run(fit_args(tmp_path, "--data.layer", "main.99"))
 
 
 @pytest.mark.slow
 def test_too_many_parts_says_both_numbers(tmp_path):
     with pytest.raises(ValueError, match=r"parts_rank=300 must be an integer from 1 to 256 \(at most the number of positions H\*W = 16\*16\)"):
-        run(_fit_args(tmp_path, "--model.parts_rank", "300"))
+        run(fit_args(tmp_path, "--model.parts_rank", "300"))
 
 
 def _start_long_fit(tmp_path, devices):
@@ -264,7 +241,7 @@ def _start_long_fit(tmp_path, devices):
     processes = ["--trainer.accelerator", "cpu"]
     if devices == 2:  # the README's config for two CPU processes, with debug.yaml's global batch
         processes += ["--config", str(CONFIGS / "cpu_ddp.yaml"), "--data.batch_size", "8"]
-    args = _fit_args(tmp_path, "--trainer.max_steps", "100000", "--model.stop_when_converged", "false", *processes)
+    args = fit_args(tmp_path, "--trainer.max_steps", "100000", "--model.stop_when_converged", "false", *processes)
     log = tmp_path / "fit.log"  # a file, not a pipe: a full pipe would block the fit
     process = subprocess.Popen([str(panda), *args], stdout=subprocess.DEVNULL, stderr=log.open("w"))
     checkpoints = tmp_path / "runs" / "panda" / "version_0" / "checkpoints"
@@ -289,7 +266,7 @@ def _assert_resumes_from(tmp_path, checkpoint):
     interrupted = torch.load(checkpoint, weights_only=False)
     step = interrupted["global_step"]
     assert step >= 100 and all(torch.isfinite(t).all() for t in interrupted["state_dict"].values())
-    resumed = run(_fit_args(tmp_path / "resumed", "--trainer.max_steps", str(step + 3), "--ckpt_path", str(checkpoint)))
+    resumed = run(fit_args(tmp_path / "resumed", "--trainer.max_steps", str(step + 3), "--ckpt_path", str(checkpoint)))
     assert resumed.trainer.global_step == step + 3
     assert resumed.datamodule.next_step >= step + 3  # the stream went on, never back
     return resumed

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 
-SUBPACKAGES = ("callbacks", "cli", "datamodules", "fitting", "functional", "generators")
+SUBPACKAGES = ("app", "callbacks", "cli", "datamodules", "fitting", "functional", "generators")
 
 
 @pytest.mark.slow
@@ -31,6 +31,8 @@ def test_pip_install_puts_one_top_level_package_with_every_room(tmp_path):
     assert (dist_info / "top_level.txt").read_text().split() == ["panda_lightning"]
     for subpackage in SUBPACKAGES:
         assert (target / "panda_lightning" / subpackage / "__init__.py").is_file(), subpackage
+    for page in ("index.html", "editor.js", "editor.css"):  # panda app's page, package data
+        assert (target / "panda_lightning" / "app" / "static" / page).is_file(), page
     # Imported from the installed copy, away from the checkout: the DataModule and callbacks
     # are panda_lightning's, and the configs' class paths resolve.
     probe = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentParser
@@ -9,7 +11,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from panda_lightning.cli.errors import one_line_errors, read_checkpoint
+from panda_lightning.cli.errors import check_is_file, one_line_errors, read_checkpoint
 from panda_lightning.cli.inspection import ConfiguredGenerator
 from panda_lightning.cli.messages import fit_summary, quiet_third_party_noise
 from panda_lightning.cli.trainer import PandATrainer
@@ -18,6 +20,7 @@ from panda_lightning.fitting.module import PandA
 from panda_lightning.generators import GaussianLatents
 
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")  # names Trainer.fit resolves itself
+CHECKPOINT_SUBCOMMANDS = ("app", "edit", "remove", "rewrite", "saliency", "rank", "refine")
 
 DESCRIPTION = (
     "Fit PandA (parts and appearances of a pretrained GAN's layer) with Lightning. "
@@ -33,7 +36,10 @@ class PandACLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         # No validation or test data: fit, then the picture subcommands of PandATrainer.
         pictures = {name: {"model", "datamodule"} for name in ("edit", "remove", "saliency", "rewrite", "rank", "refine")}
-        return {"fit": LightningCLI.subcommands()["fit"], **pictures, "layers": {"model", "datamodule"}}
+        return {
+            "fit": LightningCLI.subcommands()["fit"], **pictures, "layers": {"model", "datamodule"},
+            "app": {"model", "datamodule", "config_files"},  # the app is told the config files, not the user
+        }
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The parameters' shapes come from the generator's layer, not from the user.
@@ -53,6 +59,11 @@ class PandACLI(LightningCLI):
         if self.trainer.is_global_zero and not self.trainer.interrupted:
             rank_zero_info(fit_summary(self.trainer, self.model))
 
+    def app(self, **options: Any) -> None:
+        # The commands the app exports name the config files this run was given.
+        configs = [str(path) for path in self.config.app.get("config") or []]
+        self.trainer.app(config_files=configs, **options)
+
     def instantiate_classes(self) -> None:
         if self.subcommand != "layers":
             super().instantiate_classes()
@@ -70,9 +81,29 @@ class PandACLI(LightningCLI):
         self.trainer = self.trainer_class(logger=False, enable_checkpointing=False, enable_model_summary=False)
 
 
+def config_beside_checkpoint(args: list[str]) -> list[str]:
+    """``args`` of a subcommand on a checkpoint given without ``--config``, with the config the fit
+    wrote beside the checkpoint's folder (``RUN/config.yaml`` for ``RUN/checkpoints/last.ckpt``)."""
+    if not args or args[0] not in CHECKPOINT_SUBCOMMANDS or any(a == "--config" or a.startswith("--config=") for a in args):
+        return args
+    given = [a.split("=", 1)[1] for a in args if a.startswith("--ckpt_path=")]
+    given += [value for flag, value in zip(args, args[1:]) if flag == "--ckpt_path"]
+    if not given or given[-1] in LIGHTNING_CKPT_PATHS:
+        return args
+    check_is_file(given[-1])
+    config = Path(given[-1]).parent.parent / "config.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(
+            f"no --config given, and no config.yaml beside ckpt_path={given[-1]!r} (looked for {str(config)!r}): "
+            "pass the config the checkpoint was fitted with, --config RUN/config.yaml."
+        )
+    return [args[0], "--config", str(config), *args[1:]]
+
+
 def run(args: list[str] | None = None, **options: Any) -> PandACLI:
     """Run the CLI on ``args`` (``sys.argv[1:]`` when None) and return it, with its trainer,
-    model and datamodule; ``options`` go to :class:`PandACLI` (``trainer_defaults``, ...)."""
+    model and datamodule; ``options`` go to :class:`PandACLI` (``trainer_defaults``, ...).
+    A subcommand on a checkpoint finds the config beside it when none is given."""
     quiet_third_party_noise()
     return PandACLI(
         PandA,
@@ -81,7 +112,7 @@ def run(args: list[str] | None = None, **options: Any) -> PandACLI:
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"description": DESCRIPTION},
-        args=args,
+        args=config_beside_checkpoint(sys.argv[1:] if args is None else list(args)),
         **options,
     )
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch import Tensor
-
 from panda_lightning import PandA
-from panda_lightning.cli.shared import before_after, documents_shared_options, load_fitted, load_if_path
+from panda_lightning.cli.shared import before_after, documents_shared_options, load_fitted
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.functional.editing import border_mask, remove_object, rewrite_concept
+from panda_lightning.uses import concept_rewrite, local_edits, object_removal
 
 
 class EditCommands:
@@ -41,14 +39,8 @@ class EditCommands:
                 with the ``"full"`` or the ``"mutual_knn"`` affinity (Alg. 2); ``None``: the global parts.
             num_neighbours: ``k`` of the mutual kNN graph.
         """
-        fitted = load_fitted(model, datamodule, ckpt_path, weights_only)
-        resolved = [(load_if_path(where), j, a) for where, j, a in edits]
+        edit = local_edits(load_fitted(model, datamodule, ckpt_path, weights_only), edits, refine, num_neighbours)
         latents = datamodule.preview_latents(num_samples, seed)
-
-        def edit(Z: Tensor) -> Tensor:
-            parts = None if refine is None else fitted.refine(Z, refine, num_neighbours=num_neighbours)
-            return fitted.local_edit(Z, resolved, parts)
-
         at = "" if refine is None else f" at parts refined with the {refine} affinity"
         return before_after(datamodule, latents, edit, output, f"{len(edits)} edit(s){at}")
 
@@ -65,6 +57,8 @@ class EditCommands:
         num_samples: int = 6,
         seed: int = 0,
         output: str = "remove.png",
+        refine: str | None = None,
+        num_neighbours: int = 16,
         weights_only: bool | None = None,
     ) -> Path:
         """Remove what is at a part or mask by filling it with background (Sec. 5.2).
@@ -77,15 +71,13 @@ class EditCommands:
             alpha: strength when ``appearance`` is given (see ``edit``).
             border: thickness of the border in layer positions; ``None``: an eighth of the side.
             num_samples: generated samples, one row each: original | removed | difference.
+            refine: remove each sample's own part, refined with this affinity (as in ``edit``).
+            num_neighbours: ``k`` of the mutual kNN graph.
         """
         fitted = load_fitted(model, datamodule, ckpt_path, weights_only)
-        _, height, width = fitted.hparams.feature_shape
-        if appearance is None:
-            mask, ring = fitted.mask(load_if_path(where)), border_mask(height, width, border)
-            edit, what = (lambda Z: remove_object(Z, mask, ring)), f"removed {where!r}, filled with each sample's border"
-        else:
-            edit = lambda Z: fitted.local_edit(Z, [(load_if_path(where), appearance, alpha)])  # noqa: E731
-            what = f"removed {where!r} with appearance {appearance} at alpha {alpha}"
+        edit = object_removal(fitted, where, appearance, alpha, border, refine, num_neighbours)
+        filled = "each sample's border" if appearance is None else f"appearance {appearance} at alpha {alpha}"
+        what = f"removed {where!r}, filled with {filled}"
         return before_after(datamodule, datamodule.preview_latents(num_samples, seed), edit, output, what)
 
     @documents_shared_options
@@ -110,7 +102,6 @@ class EditCommands:
             alpha: how much of ``target`` per unit of ``source``.
             num_samples: generated samples, one row each: original | rewritten | difference.
         """
-        appearances = load_fitted(model, datamodule, ckpt_path, weights_only).appearances.detach()
+        edit = concept_rewrite(load_fitted(model, datamodule, ckpt_path, weights_only), source, target, alpha)
         latents = datamodule.preview_latents(num_samples, seed)
-        edit = lambda Z: rewrite_concept(Z, appearances, source, target, alpha)  # noqa: E731
         return before_after(datamodule, latents, edit, output, f"appearance {source} -> {target}")

@@ -27,11 +27,15 @@ class CheckpointError(ValueError):
     """A file given as a checkpoint that ``panda fit`` did not write, or that is not whole."""
 
 
+def check_is_file(path: str | os.PathLike, argument: str = "ckpt_path") -> None:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{argument}={str(path)!r} is not a file; pass a checkpoint written by `panda fit` (checkpoints/last.ckpt).")
+
+
 def read_checkpoint(path: str | os.PathLike, argument: str = "ckpt_path", weights_only: bool = False) -> dict[str, Any]:
     """The checkpoint at ``path`` as a dict, or a :class:`CheckpointError` that names the file
     and what was expected (a :class:`RefusedFile` with ``weights_only`` if it holds code)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{argument}={str(path)!r} is not a file; pass a checkpoint written by `panda fit` (checkpoints/last.ckpt).")
+    check_is_file(path, argument)
     if not zipfile.is_zipfile(path):
         raise CheckpointError(
             f"{argument}={str(path)!r} is not a checkpoint written by `panda fit`: torch.save writes a zip "

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from panda_lightning import PandA
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.images import load_mask, save_png, tile, to_unit_range
+from panda_lightning.images import difference_image, save_png, tile, to_unit_range
 
 # The options every subcommand on a checkpoint takes, with their help (jsonargparse reads a
 # method's docstring for --help).
@@ -50,18 +50,12 @@ def load_fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, 
     return fitted.eval()
 
 
-def load_if_path(where: int | str) -> int | Tensor:
-    """A part index as it is; a mask file read."""
-    return load_mask(where) if isinstance(where, str) else where
-
-
 def before_after(
     datamodule: GeneratorActivations, latents: Tensor, edit: Callable[[Tensor], Tensor], output: str, what: str
 ) -> Path:
     original, (edited,) = datamodule.generate_with_edits(latents, [edit])
     original, edited = to_unit_range(original.float().cpu()), to_unit_range(edited.float().cpu())
-    difference = (edited - original).abs().sum(dim=1, keepdim=True)
-    difference = (difference / difference.amax().clamp_min(1e-12)).expand_as(original)
+    difference = difference_image(original, edited)
     rank_zero_info(f"{what}: mean absolute change per pixel {(edited - original).abs().mean().item():.4f}")
     columns = ["original", "edited", "difference"]
     # At the generator's full size, however large: the pictures of a fit are the small ones.

@@ -11,13 +11,14 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from panda_lightning.cli.app import AppCommand
 from panda_lightning.cli.edits import EditCommands
 from panda_lightning.cli.inspection import InspectionCommands
 
 VAL_CHECK_INTERVAL = 50
 
 
-class PandATrainer(EditCommands, InspectionCommands, L.Trainer):
+class PandATrainer(EditCommands, InspectionCommands, AppCommand, L.Trainer):
     """Lightning's Trainer with PandA's picture subcommands, validation every
     ``VAL_CHECK_INTERVAL`` steps unless ``val_check_interval`` says otherwise, and an error for
     impossible devices that says what the machine has."""

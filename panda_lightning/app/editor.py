@@ -1,0 +1,290 @@
+"""What ``panda app`` does, without the web: samples, their parts, the appearances that matter at a
+region, and edits of a fitted checkpoint, each answer an image.
+
+A page sends, with each request, everything its answer depends on (an :class:`EditRequest`), so
+the server keeps no page's state and two tabs never see each other's. What the :class:`Editor`
+keeps is shared because it depends on the seed alone: the recent samples' latents, activations,
+images and refined parts.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, TypeVar
+
+import torch
+from einops import einsum
+from torch import Tensor
+
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.fitting.module import PandA
+from panda_lightning.functional.editing import mask_at_layer, part_mask, saliency_maps
+from panda_lightning.functional.validation import check_choice, check_float, check_index, check_int
+from panda_lightning.images import at_most, difference_image, part_masks, segmentation_overlay, to_unit_range
+from panda_lightning.uses import Edit, concept_rewrite, local_edits, object_removal
+
+PART_CHOICES = ("global", "full", "mutual_knn")  # the global parts, or each sample's refined with this affinity
+ACTIONS = ("edit", "remove", "rewrite")
+MASK_FILE = "panda-mask.png"  # the name an exported command gives a hand-drawn mask
+MAX_ALPHA = 100.0
+MAX_SEED = 2**53 - 1  # the largest integer a page's numbers keep exactly
+
+Method = TypeVar("Method", bound=Callable)
+
+
+def _serialised(method: Method) -> Method:
+    # One computation at a time: torch already uses every core for one, and the caches stay whole.
+    @wraps(method)
+    def locked(self: Editor, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One edit of one sample, as a page asks for it.
+
+    Args:
+        seed: the sample: the first of ``panda edit --seed seed``'s samples.
+        action: ``"edit"`` (add ``appearance`` at the region, Sec. 3.3.1), ``"remove"`` (fill the
+            region with the sample's background, Sec. 5.2) or ``"rewrite"`` (replace appearance
+            ``source`` by ``appearance`` everywhere, Sec. 5.5).
+        parts: ``"global"``, or each sample's parts refined with the ``"full"`` or ``"mutual_knn"`` affinity.
+        part: the region, a part index; or
+        mask: the region, hand-drawn: ``(H_img, W_img)`` in ``[0, 1]``.
+        appearance: the appearance added, or written in place of ``source``.
+        alpha: the strength, relative to the layer's typical activation (``panda edit``'s).
+        source: the appearance that ``rewrite`` replaces.
+    """
+
+    seed: int
+    action: str = "edit"
+    parts: str = "global"
+    part: int | None = None
+    mask: Tensor | None = field(default=None, compare=False)
+    appearance: int = 0
+    alpha: float = 0.0
+    source: int | None = None
+
+    @property
+    def refine(self) -> str | None:
+        return None if self.parts == "global" else self.parts
+
+    @property
+    def where(self) -> int | Tensor:
+        return self.part if self.mask is None else self.mask
+
+
+@dataclass
+class Sample:
+    """One seed's sample: latents ``(1, ...)``, activations ``Z: (1, C, H, W)``, image ``(3, H_img, W_img)``
+    in ``[0, 1]`` (on the generator's device), and its parts refined with each affinity asked for so far."""
+
+    latents: Tensor
+    activations: Tensor
+    image: Tensor
+    refined: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Editor:
+    """Samples and edits of ``fitted`` on ``datamodule``'s generator, for ``panda app``.
+
+    Args:
+        fitted: the checkpoint's model, on the generator's device.
+        datamodule: the configured generator and layer.
+        command_prefix: how the exported commands start: ``panda --config ... --ckpt_path ...``
+            options that name the run.
+        gallery_size: appearances shown for a region.
+        gallery_alpha: the strength of the gallery's edits.
+        ranking_samples: held-out samples over which a region's appearances are ranked.
+        num_neighbours: ``k`` of the mutual kNN graph of refined parts.
+        cached_samples: samples kept.
+    """
+
+    def __init__(
+        self,
+        fitted: PandA,
+        datamodule: GeneratorActivations,
+        command_prefix: str = "",
+        gallery_size: int = 8,
+        gallery_alpha: float = 1.0,
+        ranking_samples: int = 128,
+        num_neighbours: int = 16,
+        cached_samples: int = 32,
+    ):
+        self.fitted, self.datamodule, self.command_prefix = fitted, datamodule, command_prefix
+        self.num_appearances = fitted.appearances.shape[1]
+        self.gallery_size = check_int("gallery_size", gallery_size, low=1, high=self.num_appearances,
+                                      why=f"at most the {self.num_appearances} appearances")
+        self.gallery_alpha = check_float("gallery_alpha", gallery_alpha, low=-MAX_ALPHA, high=MAX_ALPHA)
+        check_int("ranking_samples", ranking_samples, low=2)
+        self.num_neighbours = num_neighbours
+        self.cached_samples = check_int("cached_samples", cached_samples, low=1)
+        _, self.height, self.width = fitted.hparams.feature_shape
+        self.num_parts = fitted.parts.shape[1]
+        appearances = fitted.appearances.detach()
+        self._unit_appearances = appearances / appearances.norm(dim=0).clamp_min(torch.finfo(appearances.dtype).tiny)
+        # Each appearance's coefficient at each position of held-out samples, (N, R_C, H, W):
+        # a region's appearances are ranked by how much the samples differ along them there.
+        self._held_out_saliency = torch.cat([
+            saliency_maps(Z, self._unit_appearances).cpu() for Z in datamodule.held_out_batches(ranking_samples)
+        ])
+        self._samples: OrderedDict[int, Sample] = OrderedDict()
+        self._lock = threading.RLock()
+
+    # -- samples and parts ---------------------------------------------------------------------
+
+    @_serialised
+    def sample(self, seed: int) -> Sample:
+        """The sample of ``seed``: the first of ``panda edit --seed seed``'s samples."""
+        check_int("seed", seed, low=0, high=MAX_SEED, why="the largest integer a web page keeps exactly")
+        if seed in self._samples:
+            self._samples.move_to_end(seed)
+            return self._samples[seed]
+        latents = self.datamodule.preview_latents(1, seed)
+        activations = self.datamodule.activations(latents)
+        image = self.datamodule.images_from(latents, activations)
+        sample = Sample(latents, activations, to_unit_range(image.float())[0])
+        self._samples[seed] = sample
+        while len(self._samples) > self.cached_samples:
+            self._samples.popitem(last=False)
+        return sample
+
+    @_serialised
+    def parts(self, seed: int, parts: str = "global") -> Tensor:
+        """The global parts ``(S, R_S)``, or the sample's refined with affinity ``parts``, ``(1, S, R_S)``."""
+        check_choice("parts", parts, PART_CHOICES)
+        if parts == "global":
+            return self.fitted.parts.detach()
+        sample = self.sample(seed)
+        if parts not in sample.refined:
+            sample.refined[parts] = self.fitted.refine(sample.activations, parts, num_neighbours=self.num_neighbours)
+        return sample.refined[parts]
+
+    @_serialised
+    def overlay(self, seed: int, parts: str = "global") -> Tensor:
+        """The sample in grey with each pixel in the colour of its strongest part, ``(3, H_img, W_img)``."""
+        image = self.sample(seed).image.cpu()
+        return segmentation_overlay(image[None], self.parts(seed, parts), self.height, self.width)[0]
+
+    @_serialised
+    def part_at(self, seed: int, parts: str, x: int, y: int) -> int:
+        """The part that colours pixel ``(x, y)`` of :meth:`overlay`: the strongest there."""
+        _, image_height, image_width = self.sample(seed).image.shape
+        check_int("x", x, low=0, high=image_width - 1, why="a column of the image")
+        check_int("y", y, low=0, high=image_height - 1, why="a row of the image")
+        masks = part_masks(self.parts(seed, parts).float().cpu(), self.height, self.width, (image_height, image_width))
+        return int(masks.reshape(-1, self.num_parts, image_height, image_width)[0, :, y, x].argmax())
+
+    # -- a region's appearances ----------------------------------------------------------------
+
+    @_serialised
+    def ranked_appearances(self, request: EditRequest) -> list[tuple[int, float]]:
+        """The appearances along which samples differ most at the request's region, with that spread:
+        the standard deviation over held-out samples of the region's mean coefficient of the appearance
+        (Eq. 18's score ``a_j^T Z_i p_k``, at a unit ``a_j`` and a mask summing to 1)."""
+        region = self.region(request)
+        weights = (region / region.sum().clamp_min(torch.finfo(region.dtype).tiny)).cpu()
+        spread = einsum(self._held_out_saliency, weights, "n r h w, h w -> n r").std(dim=0)
+        scores, order = spread.topk(self.gallery_size)
+        return list(zip(order.tolist(), scores.tolist()))
+
+    @_serialised
+    def gallery(self, request: EditRequest, largest: int = 128, batch_size: int = 4) -> list[tuple[int, float, Tensor]]:
+        """``(appearance, spread, thumbnail)`` of the :meth:`ranked_appearances`: the sample with the
+        appearance added at the region at ``gallery_alpha``, at most ``largest`` pixels a side;
+        ``batch_size`` of them at a time through the generator."""
+        ranked = self.ranked_appearances(request)
+        sample = self.sample(request.seed)
+        parts = None if request.refine is None else self.parts(request.seed, request.parts)
+        thumbnails = []
+        for start in range(0, len(ranked), batch_size):
+            chosen = [appearance for appearance, _ in ranked[start : start + batch_size]]
+            copies = len(chosen)
+
+            def each_its_own(Z: Tensor, chosen: list[int] = chosen) -> Tensor:
+                edits = [[(request.where, appearance, self.gallery_alpha)] for appearance in chosen]
+                return torch.cat([self.fitted.local_edit(Z[i : i + 1], edit, parts) for i, edit in enumerate(edits)])
+
+            latents = sample.latents.expand(copies, *sample.latents.shape[1:])
+            activations = sample.activations.expand(copies, *sample.activations.shape[1:])
+            images = self.datamodule.images_from(latents, activations, each_its_own)
+            thumbnails += list(at_most(to_unit_range(images.float().cpu()), largest))
+        return [(appearance, score, thumbnail) for (appearance, score), thumbnail in zip(ranked, thumbnails)]
+
+    def region(self, request: EditRequest) -> Tensor:
+        """The request's part or mask at the layer, ``(H, W)`` in ``[0, 1]``."""
+        self.check(request)
+        if request.mask is not None:
+            return mask_at_layer(request.mask, self.height, self.width).to(self.fitted.parts)
+        mask = part_mask(self.parts(request.seed, request.parts), request.part, self.height, self.width)
+        return mask.reshape(self.height, self.width)
+
+    # -- edits ---------------------------------------------------------------------------------
+
+    def check(self, request: EditRequest) -> EditRequest:
+        """``request`` when each of its values is valid here; else a ``ValueError`` naming the bad one."""
+        check_int("seed", request.seed, low=0, high=MAX_SEED, why="the largest integer a web page keeps exactly")
+        check_choice("action", request.action, ACTIONS)
+        check_choice("parts", request.parts, PART_CHOICES)
+        if request.action != "rewrite":
+            if (request.part is None) == (request.mask is None):
+                raise ValueError(f"action={request.action!r} needs a region: a part, or a mask drawn on the image.")
+            if request.part is not None:
+                check_index("part", request.part, self.num_parts, "parts")
+        check_index("appearance", request.appearance, self.num_appearances, "appearances")
+        check_float("alpha", request.alpha, low=-MAX_ALPHA, high=MAX_ALPHA)
+        if request.action == "rewrite":
+            if request.source is None:
+                raise ValueError("action='rewrite' needs a source: the appearance to replace.")
+            check_index("source", request.source, self.num_appearances, "appearances")
+        return request
+
+    def options(self, request: EditRequest) -> dict[str, Any]:
+        """The options of ``panda <action>`` that make this edit (of its first sample); a mask
+        is named :data:`MASK_FILE`."""
+        self.check(request)
+        where = MASK_FILE if request.mask is not None else request.part
+        refined = {} if request.refine is None or request.mask is not None else {"refine": request.refine, "num_neighbours": self.num_neighbours}
+        common = {"seed": request.seed, "num_samples": 1}
+        if request.action == "edit":
+            return {**common, "edits": [[where, request.appearance, request.alpha]], **refined}
+        if request.action == "remove":
+            return {**common, "where": where, **refined}
+        return {**common, "source": request.source, "target": request.appearance, "alpha": request.alpha}
+
+    def command(self, request: EditRequest) -> str:
+        """The ``panda`` command that writes this edit (in its middle column), bit for bit."""
+        options = self.options(request)
+        words = [f"--{name} {shlex.quote(json.dumps(value) if isinstance(value, list) else str(value))}" for name, value in options.items()]
+        return " ".join(word for word in ["panda", request.action, self.command_prefix, *words, f"--output {request.action}.png"] if word)
+
+    def edit_function(self, request: EditRequest) -> Edit:
+        """The edit of the activations that :meth:`options` ask ``panda <action>`` for, built by the same code."""
+        options = self.options(request)
+        if request.action == "rewrite":
+            return concept_rewrite(self.fitted, options["source"], options["target"], options["alpha"])
+        refine, neighbours = options.get("refine"), options.get("num_neighbours", self.num_neighbours)
+        if request.action == "edit":
+            return local_edits(self.fitted, [(request.where, request.appearance, request.alpha)], refine, neighbours)
+        return object_removal(self.fitted, request.where, refine=refine, num_neighbours=neighbours)
+
+    @_serialised
+    def edit(self, request: EditRequest, largest: int | None = None) -> tuple[Tensor, Tensor]:
+        """The edited image and where it changed, each ``(3, H_img, W_img)`` in ``[0, 1]`` (shrunk
+        to at most ``largest`` pixels a side, on the device), on the CPU. The layers before the
+        edited one do not run again where the generator allows it."""
+        sample = self.sample(request.seed)
+        edited = to_unit_range(self.datamodule.images_from(sample.latents, sample.activations, self.edit_function(request)).float())
+        difference = difference_image(sample.image[None], edited)
+        if largest is not None:
+            edited, difference = at_most(edited, largest), at_most(difference, largest)
+        return edited[0].cpu(), difference[0].cpu()

@@ -1,0 +1,300 @@
+"""``panda app``: the editor's answers, its agreement with the exported commands, its server, and
+(in ``test_app_browser.py``) the page in a real browser."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from panda_lightning import PandA
+from panda_lightning.app import EditRequest, Editor, make_server
+from panda_lightning.app.server import EditorAPI, mask_from_data_url
+from panda_lightning.cli import run
+from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.functional.editing import appearance_scores
+from panda_lightning.generators import PhotoFaceDCGAN
+from panda_lightning.images import HEADER_HEIGHT, load_mask, mask_png, part_colours, part_masks
+
+CELL = 2 + 128 + 2  # a 64 px image of the commands' pictures, enlarged twice, with its padding
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def pixels(data_url: str) -> np.ndarray:
+    """The pixels ``(H, W, 3)`` uint8 of a PNG ``data:`` URL, as the page gets them."""
+    with Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))) as picture:
+        return np.array(picture.convert("RGB"))
+
+
+def middle_cell(path: Path) -> np.ndarray:
+    """The edited image (row 0, column 1) of a ``panda edit|remove|rewrite`` picture of 64 px samples."""
+    with Image.open(path) as picture:
+        grid = np.asarray(picture.convert("RGB"))
+    return grid[HEADER_HEIGHT + 2 : HEADER_HEIGHT + 130 : 2, CELL + 2 : CELL + 130 : 2]
+
+
+def canvas_data_url(mask: np.ndarray) -> str:
+    """A brush's strokes as the page sends them: red on a clear canvas, the mask in its opacity."""
+    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, mask
+    buffer = io.BytesIO()
+    Image.fromarray(rgba).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def square_mask(size: int = 64, top: int = 8, left: int = 36, side: int = 20) -> np.ndarray:
+    """A square with soft edges (opacities between 0 and 255, as a brush leaves them)."""
+    mask = np.zeros((size, size), dtype=np.uint8)
+    mask[top - 1 : top + side + 1, left - 1 : left + side + 1] = 90
+    mask[top : top + side, left : left + side] = 255
+    return mask
+
+
+def post(url: str, path: str, payload: dict | bytes) -> tuple[int, dict]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    request = urllib.request.Request(url + path, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["panda"])  # run(args) is then the whole command line
+
+
+@pytest.fixture(scope="module")
+def editor(converged) -> Editor:
+    """The app's editor on the README's fit of its face generator."""
+    checkpoint = converged / "checkpoints" / "last.ckpt"
+    model = PandA.load_from_checkpoint(checkpoint).eval()
+    datamodule = GeneratorActivations(PhotoFaceDCGAN(), layer="main.8", batch_size=64)
+    return Editor(model, datamodule, f"--config {converged / 'config.yaml'} --ckpt_path {checkpoint}")
+
+
+@pytest.fixture
+def served(editor):
+    """The editor served on a free port in a thread: its URL."""
+    server = make_server(editor, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def centre_part(editor: Editor, seed: int) -> int:
+    return editor.part_at(seed, "global", 32, 32)
+
+
+# -- the editor -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "request_of",
+    [
+        lambda part, mask: {"part": part, "appearance": 3, "alpha": 2.5},
+        lambda part, mask: {"mask": mask, "appearance": 5, "alpha": -1.7},
+        lambda part, mask: {"part": part, "parts": "mutual_knn", "appearance": 1, "alpha": 3.0},
+        lambda part, mask: {"action": "remove", "part": part},
+        lambda part, mask: {"action": "remove", "mask": mask, "parts": "full"},
+        lambda part, mask: {"action": "rewrite", "source": 1, "appearance": 4, "alpha": 0.8},
+    ],
+    ids=["edit part", "edit mask", "edit refined part", "remove part", "remove mask", "rewrite"],
+)
+def test_the_app_and_the_command_it_exports_make_the_same_image(editor, tmp_path, monkeypatch, request_of):
+    payload = {"seed": 5, **request_of(centre_part(editor, 5), canvas_data_url(square_mask()))}
+    answer = EditorAPI(editor).edit(payload)
+    monkeypatch.chdir(tmp_path)  # where the user saved the mask and runs the command
+    if "mask" in answer:
+        (tmp_path / "panda-mask.png").write_bytes(base64.b64decode(answer["mask"].split(",", 1)[1]))
+    command = shlex.split(answer["command"])
+    assert command[0] == "panda" and "--num_samples" in command
+    run(command[1:])
+    (written,) = tmp_path.glob(f"{payload.get('action', 'edit')}.png")
+    np.testing.assert_array_equal(middle_cell(written), pixels(answer["edited"]))
+    assert answer["options"]["seed"] == 5
+
+
+@pytest.mark.slow
+def test_an_edit_changes_its_part_or_mask_and_hardly_elsewhere(editor):
+    original = editor.sample(2).image
+    part = centre_part(editor, 2)
+    segment = part_masks(editor.parts(2).float(), editor.height, editor.width, (64, 64)).argmax(0) == part
+    (appearance, _), *_ = editor.ranked_appearances(EditRequest(seed=2, part=part))
+    edited, _ = editor.edit(EditRequest(seed=2, part=part, appearance=appearance, alpha=3.0))
+    change = (edited - original).abs().sum(0)
+    assert change[segment].mean() > 3 * change[~segment].mean()
+
+    mask = torch.from_numpy(square_mask()).float() / 255
+    edited, _ = editor.edit(EditRequest(seed=2, mask=mask, appearance=appearance, alpha=3.0))
+    change = (edited - original).abs().sum(0)
+    far = torch.nn.functional.max_pool2d(mask[None, None], 17, stride=1, padding=8)[0, 0] == 0  # 8 px away
+    assert change[mask > 0.5].mean() > 10 * change[far].mean()
+
+
+@pytest.mark.slow
+def test_a_click_picks_the_part_whose_colour_the_overlay_shows_there(editor):
+    image, overlay = editor.sample(7).image, editor.overlay(7)
+    colours = part_colours(editor.num_parts)
+    shown = 2 * overlay - image.mean(0, keepdim=True)  # the overlay is half grey, half the part's colour
+    for y, x in torch.randint(0, 64, (40, 2), generator=torch.Generator().manual_seed(0)).tolist():
+        nearest = (colours - shown[:, y, x]).norm(dim=1).argmin().item()
+        assert editor.part_at(7, "global", x, y) == nearest
+
+
+@pytest.mark.slow
+def test_the_gallery_ranks_by_the_spread_of_eq_18_scores_and_shows_each_edit(editor):
+    request = EditRequest(seed=1, part=centre_part(editor, 1))
+    ranked = editor.ranked_appearances(request)
+    region = editor.region(request).flatten()
+    Z = torch.cat(list(editor.datamodule.held_out_batches(128)))
+    A = editor.fitted.appearances.detach()
+    spreads = torch.stack([
+        (appearance_scores(Z, A, j, region[:, None] / region.sum())[:, 0] / A[:, j].norm()).std() for j in range(A.shape[1])
+    ])
+    assert [j for j, _ in ranked] == spreads.topk(editor.gallery_size).indices.tolist()
+    torch.testing.assert_close(torch.tensor([s for _, s in ranked]), spreads.topk(editor.gallery_size).values)
+    for appearance, _, thumbnail in editor.gallery(request)[:3]:  # what choosing it gives, at the gallery's strength
+        edited, _ = editor.edit(EditRequest(seed=1, part=request.part, appearance=appearance, alpha=editor.gallery_alpha))
+        torch.testing.assert_close(thumbnail, edited, rtol=0, atol=1e-5)  # (a batch of 4 may round differently)
+
+
+def test_a_mask_round_trips_from_the_canvas_through_the_exported_file():
+    mask = square_mask()
+    from_canvas = mask_from_data_url(canvas_data_url(mask))
+    assert torch.equal(from_canvas, torch.from_numpy(mask).float() / 255)
+    assert torch.equal(load_mask(io.BytesIO(mask_png(from_canvas))), from_canvas)
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tabs_at_once_get_the_answers_they_get_alone(editor, served):
+    part = centre_part(editor, 3)
+    requests = [
+        {"seed": 3, "part": part, "appearance": 2, "alpha": 1.5},
+        {"seed": 4, "part": 0, "appearance": 7, "alpha": -2.0, "parts": "mutual_knn"},
+        {"seed": 3, "mask": canvas_data_url(square_mask()), "appearance": 2, "alpha": 1.5},
+        {"seed": 9, "action": "rewrite", "source": 0, "appearance": 6, "alpha": 1.0},
+        {"seed": 4, "action": "remove", "part": 1},
+    ]
+    alone = [post(served, "/api/edit", r)[1]["edited"] for r in requests]
+    order = [i for i in range(len(requests)) for _ in range(4)]
+    random.Random(0).shuffle(order)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda i: post(served, "/api/edit", requests[i]), order))
+    for i, (status, answer) in zip(order, answers):
+        assert status == 200 and answer["edited"] == alone[i], i
+    assert alone[0] != alone[2]  # (the requests differ)
+
+
+@pytest.mark.slow
+def test_bad_requests_say_what_is_wrong_and_the_server_goes_on(editor, served, monkeypatch):
+    cases = [
+        ({"seed": 0, "part": 8, "appearance": 0}, r"part=8 must be an integer from 0 to 7 \(an index into the 8 parts\)"),
+        ({"seed": 0, "part": 0, "appearance": 0, "alpha": 1e9}, r"alpha=1000000000.0 must be a finite number from -100.0 to 100.0"),
+        ({"seed": -1, "part": 0}, r"seed=-1 must be an integer from 0 to 9007199254740991"),
+        ({"seed": 0, "appearance": 0}, r"action='edit' needs a region: a part, or a mask drawn on the image"),
+        ({"seed": 0, "part": 0, "parts": "knn"}, r"parts='knn' must be one of 'global', 'full', 'mutual_knn'"),
+        ({"seed": 0, "action": "rewrite", "appearance": 0}, r"action='rewrite' needs a source"),
+        ({"seed": 0, "mask": canvas_data_url(np.zeros((10, 10), np.uint8)), "appearance": 0},
+         r"mask has shape \(10, 10\); it must be the layer's \(H, W\) = \(16, 16\) or a whole multiple"),
+        ({"seed": 0, "mask": "data:image/png;base64,AAAA", "appearance": 0}, r"mask cannot be read as a PNG image"),
+        ({"seed": 0, "colour": "red"}, r"unknown request field\(s\) colour; the fields are"),
+        (b"{not json", r"the request is not JSON"),
+        (b"[1, 2]", r"the request must be a JSON object, not list"),
+    ]
+    for payload, message in cases:
+        status, answer = post(served, "/api/edit", payload)
+        assert status == 400 and re.search(message, answer["error"]), (payload, answer)
+
+    def broken(request, **options):
+        raise RuntimeError("out of memory\nwith a second line")
+
+    monkeypatch.setattr(editor, "edit", broken)
+    assert post(served, "/api/edit", {"seed": 0, "part": 0, "appearance": 0}) == (500, {"error": "RuntimeError: out of memory"})
+    monkeypatch.undo()
+    status, answer = post(served, "/api/edit", {"seed": 0, "part": 0, "appearance": 0})
+    assert status == 200 and answer["edited"].startswith("data:image/png;base64,")
+
+
+@pytest.mark.slow
+def test_the_page_loads_nothing_from_elsewhere(served):
+    with urllib.request.urlopen(served + "/") as response:
+        page, policy = response.read().decode(), response.headers["Content-Security-Policy"]
+    assert policy.startswith("default-src 'self'") and "connect-src 'self'" in policy
+    texts = [page]
+    for name in re.findall(r'(?:src|href)="([^"]+)"', page):
+        if not name.startswith("data:"):
+            with urllib.request.urlopen(f"{served}/{name}") as response:
+                texts.append(response.read().decode())
+    assert len(texts) == 3  # the page, its script and its style
+    assert not any(re.search(r"https?://|//[a-z]", text.replace("http-equiv", "")) for text in texts)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_panda_app_refuses_a_bad_checkpoint_in_one_line_before_serving(fitted, tmp_path):
+    truncated = tmp_path / "checkpoints" / "truncated.ckpt"
+    truncated.parent.mkdir()
+    truncated.write_bytes((fitted / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    panda = Path(sys.executable).parent / "panda"
+    cases = {
+        "no file": (["--ckpt_path", str(tmp_path / "missing.ckpt")], r"ckpt_path='.*missing\.ckpt' is not a file"),
+        "no config": (["--ckpt_path", str(truncated)], r"no --config given, and no config\.yaml beside ckpt_path"),
+        "truncated": (["--config", str(fitted / "config.yaml"), "--ckpt_path", str(truncated)], r"cut short"),
+    }
+    for name, (args, message) in cases.items():
+        result = subprocess.run([str(panda), "app", *args, "--port", "0"], capture_output=True, text=True, timeout=120)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert result.returncode == 2 and len(errors) == 1 and re.search(message, errors[0]), (name, result.stderr[-2000:])
+        assert "serving" not in result.stdout
+
+
+def test_large_images_are_shown_shrunk_and_downloaded_whole():
+    from benchmarks.app import random_factors
+    from benchmarks.full_size import CONFIG_F
+    from panda_lightning.generators import StyleGAN2
+
+    # StyleGAN2's shape at 1024 px, narrow: it runs no forward_from, so edits rerun it with hooks.
+    synthesis = {**CONFIG_F["synthesis_kwargs"], "channel_base": 1024, "channel_max": 16}
+    torch.manual_seed(0)
+    generator = StyleGAN2(architecture={**CONFIG_F, "synthesis_kwargs": synthesis}, truncation_psi=0.7).eval()
+    datamodule = GeneratorActivations(generator, layer="layer5", batch_size=8)
+    api = EditorAPI(Editor(random_factors(datamodule, 4), datamodule, ranking_samples=8, gallery_size=2))
+    shown = api.sample({"seed": 0})
+    assert shown["size"] == [1024, 1024] and pixels(shown["image"]).shape == (512, 512, 3)
+    request = {"seed": 0, "part": api.editor.part_at(0, "global", 700, 300), "appearance": 1, "alpha": 2.0}
+    preview, whole = api.edit(request), api.edit({**request, "full": True})
+    assert preview["shrunk"] is True and pixels(preview["edited"]).shape == (512, 512, 3)
+    assert set(whole) == {"edited"} and pixels(whole["edited"]).shape == (1024, 1024, 3)
+    full = torch.from_numpy(pixels(whole["edited"])).permute(2, 0, 1).float() / 255
+    shrunk = torch.nn.functional.avg_pool2d(full[None], 2)[0]
+    shown = torch.from_numpy(pixels(preview["edited"])).permute(2, 0, 1).float() / 255
+    assert preview["edited"].startswith("data:image/jpeg") and whole["edited"].startswith("data:image/png")
+    assert (shrunk - shown).abs().mean() < 2 / 255  # the preview is the whole image, shrunk (and JPEG's rounding)
+    assert pixels(preview["edited"]).tobytes() != pixels(api.sample({"seed": 0})["image"]).tobytes()
