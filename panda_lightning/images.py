@@ -62,6 +62,18 @@ def _segmentation_over(images: Tensor, masks: Tensor) -> Tensor:
     return 0.5 * grey + 0.5 * segmentation
 
 
+def parts_columns(images: Tensor, parts: Tensor, height: int, width: int) -> tuple[Tensor, list[str], list[Tensor | None]]:
+    """The cells of :func:`parts_grid`, ``(N, 2 + R_S, 3, H_img, W_img)``, with their column labels
+    and colours (the parts' legend)."""
+    masks = part_masks(parts.float().cpu(), height, width, images.shape[-2:])  # (R, H, W)
+    colours = part_colours(masks.shape[0])
+    grey = images.mean(dim=1, keepdim=True).expand_as(images)
+    columns = [images, _segmentation_over(images, masks)]
+    columns += [grey * (1 - 0.7 * mask) + 0.7 * mask * colour.view(3, 1, 1) for mask, colour in zip(masks[:, None], colours)]
+    labels = ["image", "all parts", *(f"part {k}" for k in range(len(colours)))]
+    return torch.stack(columns, dim=1), labels, [None, None, *colours]
+
+
 def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor:
     """A picture ``(3, H_grid, W_grid)`` in ``[0, 1]``: one row per image; columns are the image,
     all parts (each pixel in the colour of its strongest part), then each part painted in its
@@ -71,13 +83,8 @@ def parts_grid(images: Tensor, parts: Tensor, height: int, width: int) -> Tensor
         images: ``(N, 3, H_img, W_img)`` in ``[0, 1]``.
         parts: ``(S, R_S)`` with ``S = height * width``.
     """
-    masks = part_masks(parts.float().cpu(), height, width, images.shape[-2:])  # (R, H, W)
-    colours = part_colours(masks.shape[0])
-    grey = images.mean(dim=1, keepdim=True).expand_as(images)
-    columns = [images, _segmentation_over(images, masks)]
-    columns += [grey * (1 - 0.7 * mask) + 0.7 * mask * colour.view(3, 1, 1) for mask, colour in zip(masks[:, None], colours)]
-    labels = ["image", "all parts", *(f"part {k}" for k in range(len(colours)))]
-    return tile(torch.stack(columns, dim=1), columns=labels, column_colours=[None, None, *colours])
+    cells, labels, colours = parts_columns(images, parts, height, width)
+    return tile(cells, columns=labels, column_colours=colours)
 
 
 def refinement_grid(

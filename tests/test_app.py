@@ -31,6 +31,8 @@ from panda_lightning.functional.editing import appearance_scores
 from panda_lightning.generators import PhotoFaceDCGAN
 from panda_lightning.images import HEADER_HEIGHT, load_mask, mask_png, part_colours, part_masks
 
+from conftest import Exploit
+
 CELL = 2 + 128 + 2  # a 64 px image of the commands' pictures, enlarged twice, with its padding
 
 
@@ -262,8 +264,13 @@ def test_panda_app_refuses_a_bad_checkpoint_in_one_line_before_serving(fitted, t
     truncated = tmp_path / "checkpoints" / "truncated.ckpt"
     truncated.parent.mkdir()
     truncated.write_bytes((fitted / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    marker = tmp_path / "ran"
+    checkpoint = torch.load(fitted / "checkpoints" / "last.ckpt", weights_only=False)
+    torch.save({**checkpoint, "extra": Exploit(marker)}, tmp_path / "code.ckpt")
     panda = Path(sys.executable).parent / "panda"
     cases = {
+        "code": (["--config", str(fitted / "config.yaml"), "--ckpt_path", str(tmp_path / "code.ckpt")],
+                 r"was not loaded: it holds code \(it asks for (posix|os)\.system\)"),
         "no file": (["--ckpt_path", str(tmp_path / "missing.ckpt")], r"ckpt_path='.*missing\.ckpt' is not a file"),
         "no config": (["--ckpt_path", str(truncated)], r"no --config given, and no config\.yaml beside ckpt_path"),
         "truncated": (["--config", str(fitted / "config.yaml"), "--ckpt_path", str(truncated)], r"cut short"),
@@ -273,6 +280,7 @@ def test_panda_app_refuses_a_bad_checkpoint_in_one_line_before_serving(fitted, t
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert result.returncode == 2 and len(errors) == 1 and re.search(message, errors[0]), (name, result.stderr[-2000:])
         assert "serving" not in result.stdout
+    assert not marker.exists()
 
 
 def test_large_images_are_shown_shrunk_and_downloaded_whole():

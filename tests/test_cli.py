@@ -303,3 +303,21 @@ def test_more_devices_than_the_machine_has_says_what_it_has():
 def test_more_cpu_processes_than_cores_warns():
     with pytest.warns(UserWarning, match=rf"devices={os.cpu_count() + 1} CPU processes share {os.cpu_count()} cores"):
         PandATrainer(accelerator="cpu", devices=os.cpu_count() + 1, strategy="ddp", logger=False)
+
+
+@pytest.mark.slow
+def test_saliency_writes_its_localisations_as_masks_that_edit_takes(fitted, tmp_path):
+    run(_picture_args(fitted, "saliency", "--appearances", "[1, 2]", "--num_samples", "2", "--threshold_samples", "64",
+                      "--output", str(tmp_path / "saliency.png"), "--masks", str(tmp_path / "masks")))
+    written = sorted(path.name for path in (tmp_path / "masks").iterdir())
+    assert written == [f"sample{i}_appearance{j}.png" for i in (0, 1) for j in (1, 2)]
+    mask = torch.from_numpy(np.asarray(Image.open(tmp_path / "masks" / "sample0_appearance1.png").convert("L"), dtype=np.float32) / 255)
+    assert mask.shape == (64, 64) and set(mask.unique().tolist()) == {0.0, 1.0}  # m >= mu, or not
+    assert torch.equal(mask, mask[::4, ::4].repeat_interleave(4, 0).repeat_interleave(4, 1))  # the layer's 16 x 16, enlarged
+    # The localisation is a region to edit: as a mask of `panda edit`, the edit stays in it.
+    edits = f"[['{tmp_path / 'masks' / 'sample0_appearance1.png'}', 3, 3.0]]"
+    run(_picture_args(fitted, "edit", "--edits", edits, "--num_samples", "1", "--output", str(tmp_path / "edit.png")))
+    with Image.open(tmp_path / "edit.png") as picture:
+        pixels = torch.tensor(np.asarray(picture.convert("L")), dtype=torch.float32)
+        difference = pixels[HEADER_HEIGHT + 2 : HEADER_HEIGHT + 130 : 2, 2 * CELL + 2 : 2 * CELL + 130 : 2]
+    assert difference[mask == 1].mean() > 2 * difference[mask == 0].mean()

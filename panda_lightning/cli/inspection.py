@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,7 +19,8 @@ from panda_lightning.datamodules.latent_stream import LatentSampler
 from panda_lightning.functional.editing import appearance_scores, localise, saliency_maps, saliency_sums
 from panda_lightning.functional.validation import check_index, check_int
 from panda_lightning.generators.layers import LayerOutput, layer_outputs
-from panda_lightning.images import saliency_grid, tile, to_unit_range
+from panda_lightning.files import write_atomically
+from panda_lightning.images import mask_png, saliency_grid, tile, to_unit_range
 
 
 class InspectionCommands:
@@ -35,6 +37,7 @@ class InspectionCommands:
         threshold_samples: int = 512,
         seed: int = 0,
         output: str = "saliency.png",
+        masks: str | None = None,
         weights_only: bool | None = None,
     ) -> Path:
         """Where each appearance is: saliency maps and their localisation (Sec. 5.1.2).
@@ -44,6 +47,9 @@ class InspectionCommands:
                 most, black least), and the sample where the map is at least its mean.
             num_samples: generated samples, one row each.
             threshold_samples: samples over which each appearance's mean saliency is taken.
+            masks: a folder to write each localisation to as well, at the image's size (white
+                where the map is at least its mean), ``sample{i}_appearance{j}.png``: a mask
+                ``panda edit --edits`` takes.
         """
         fitted = load_fitted(model, datamodule, ckpt_path, weights_only)
         count_appearances = fitted.appearances.shape[1]
@@ -59,7 +65,13 @@ class InspectionCommands:
         maps = saliency_maps(datamodule.activations(latents), shown).float().cpu()
         images = to_unit_range(datamodule.generate(latents).float().cpu())
         rank_zero_info(f"mean saliency (localisation thresholds) of appearances {appearances}: {thresholds.tolist()}")
-        return write(saliency_grid(images, maps, localise(maps, thresholds.cpu()), appearances=indices), output)
+        located = localise(maps, thresholds.cpu())
+        if masks is not None:
+            enlarged = torch.nn.functional.interpolate(located.float(), size=images.shape[-2:], mode="nearest")
+            for (i, k), mask in zip(itertools.product(range(len(images)), range(len(indices))), enlarged.flatten(0, 1)):
+                write_atomically(Path(masks) / f"sample{i}_appearance{indices[k]}.png", lambda file, m=mask: file.write(mask_png(m)))
+            rank_zero_info(f"wrote {enlarged.shape[0] * enlarged.shape[1]} localisation masks to {masks}")
+        return write(saliency_grid(images, maps, located, appearances=indices), output)
 
     @documents_shared_options
     def refine(

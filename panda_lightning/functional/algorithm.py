@@ -209,6 +209,7 @@ def algorithm_1_step(
     step_sizes: StepSizes,
     max_step_sizes: StepSizes,
     line_search: LineSearch | None = None,
+    project_parts: Callable[[Tensor], Tensor] | None = project_nonnegative_,
 ) -> Iteration:
     """One iteration of Algorithm 1: a P step projected onto ``P >= 0``, then an A step, with the
     new ``P``, projected onto ``A^T A = I`` (the polar factor, Sec. 3.3).
@@ -222,6 +223,8 @@ def algorithm_1_step(
         line_search: see :class:`LineSearch`; by default its ``rounding`` allows
             ``ROUNDING_ULPS`` units in the last place of ``P``'s dtype, as the relative error is
             a difference of terms of order 1 (an exact fit would otherwise find no step).
+        project_parts: the projection of the P step; ``None`` leaves the parts unconstrained (the
+            paper's ablation of the non-negativity, Sec. 5.4).
 
     Returns:
         An :class:`Iteration`: the new factors, the error before the step and the next step sizes.
@@ -233,7 +236,7 @@ def algorithm_1_step(
     relative_error, gradient = objective.with_parts_gradient(basis, P)
     P, parts_step = projected_gradient_step(
         lambda P: objective(basis, P), P, relative_error, gradient, step_sizes.parts, max_step_sizes.parts,
-        project_nonnegative_, line_search,
+        project_parts, line_search,
     )
     appearances_step = None
     if step_sizes.appearances is not None:

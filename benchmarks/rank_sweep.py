@@ -1,0 +1,68 @@
+"""PandA's parts from coarse to fine: the number of parts ``R_S`` swept on the README's face generator.
+
+    python -m benchmarks.rank_sweep [--ranks 4 8 16 32 64] [--steps 500] [--quick] [--picture docs/rank_sweep.png]
+
+Fits PandA (Algorithm 1, ``R_C = C``, from the same HOSVD start) at each rank on the same
+activations, and prints its held-out relative error and the measures of ``benchmarks.ablations``
+(overlap, concentration, edit ratio). ``--picture``: one row of samples, then one row of parts
+per rank (each pixel in the colour of its strongest part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+from benchmarks.ablations import Variant, algorithm_1, concentration, edit_ratios, face_activations, overlap, relative_error
+from panda_lightning.functional.factorization import (
+    channel_scatter,
+    hosvd_appearances,
+    parts_scale_terms,
+    random_parts,
+    scaled_initial_parts,
+    unfold,
+)
+from panda_lightning.images import refinement_grid, save_png, to_unit_range
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rank_sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--layer", default="main.8")
+    parser.add_argument("--ranks", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--train_samples", type=int, default=1024)
+    parser.add_argument("--test_samples", type=int, default=256)
+    parser.add_argument("--edit_samples", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="ranks 4 and 8, 50 steps, 256 + 64 samples, 2 edited samples")
+    parser.add_argument("--picture", help="write the parts at each rank to this PNG")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.ranks, args.steps, args.train_samples, args.test_samples, args.edit_samples = [4, 8], 50, 256, 64, 2
+
+    datamodule, maps, test, scale = face_activations(args.layer, args.train_samples, args.test_samples)
+    train = unfold(maps)
+    channels, positions = train.shape[1:]
+    A = hosvd_appearances(channel_scatter(train), channels)
+    print(f"PhotoFaceDCGAN {args.layer} {tuple(maps.shape[1:])}: {args.train_samples} training and {args.test_samples} "
+          f"test samples, {args.steps} steps of Algorithm 1, edits of {args.edit_samples} samples")
+    print(f"{'parts':>5} {'error':>7} {'overlap':>8} {'concentration':>14} {'edit ratio':>11}")
+    fitted = []
+    for rank in args.ranks:
+        initial = random_parts(positions, rank, torch.Generator().manual_seed(0))
+        _, P = algorithm_1(train, A, scaled_initial_parts(initial, parts_scale_terms(train, initial)), args.steps)
+        variant = Variant(f"{rank} parts", A, P)
+        ratios = edit_ratios(datamodule, variant, scale, range(args.edit_samples))
+        print(f"{rank:5d} {relative_error(test, variant):7.4f} {overlap(P):8.3f} {concentration(P):14.3f} "
+              f"{statistics.median(ratios):11.2f}", flush=True)
+        fitted.append(variant)
+    if args.picture:
+        _, height, width = datamodule.feature_shape
+        images = to_unit_range(datamodule.generate(datamodule.preview_latents(4, seed=0)).float().cpu())
+        grid = refinement_grid(images, [variant.parts for variant in fitted], height, width, [v.name for v in fitted])
+        print(f"wrote {save_png(grid, args.picture)}")
+
+
+if __name__ == "__main__":
+    main()
