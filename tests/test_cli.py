@@ -35,7 +35,7 @@ def _no_pytest_argv(monkeypatch):
 @pytest.mark.slow
 def test_a_fit_starts_quietly_and_ends_saying_what_it_left_where_and_what_to_run_next(fitted, tmp_path):
     output = (fitted.parents[2] / "output.txt").read_text()
-    for noise in ("Tip: For seamless cloud logging", "LeafSpec", "ckpt_path=", "Total params"):
+    for noise in ("Tip: For seamless cloud logging", "LeafSpec", "ckpt_path=", "Total params", "args parameter"):
         assert noise not in output, noise  # Lightning's, and nothing a user can act on
     assert "PandA: 8 parts and 128 appearances of main.8 (128 x 16 x 16), fitted until its held-out error" in output
     assert "PandA did not converge in 12 steps" in output  # our own warnings still show
@@ -51,7 +51,12 @@ def test_a_fit_starts_quietly_and_ends_saying_what_it_left_where_and_what_to_run
     output_png = tmp_path / "next.png"
     result = _console(*shlex.split(command)[1:], "--output", str(output_png))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert output_png.is_file()
+    assert output_png.is_file() and "Warning" not in result.stderr and "args parameter" not in result.stderr
+    # The same without --config: the config is found beside the checkpoint, as quietly.
+    without_config = [word for word in shlex.split(command)[1:] if word != "--config" and not word.endswith("config.yaml")]
+    result = _console(*without_config, "--output", str(tmp_path / "again.png"))
+    assert result.returncode == 0 and "args parameter" not in result.stderr, result.stderr[-2000:]
+    assert (tmp_path / "again.png").read_bytes() == output_png.read_bytes()
 
 
 @pytest.mark.slow

@@ -105,6 +105,11 @@ def run(args: list[str] | None = None, **options: Any) -> PandACLI:
     model and datamodule; ``options`` go to :class:`PandACLI` (``trainer_defaults``, ...).
     A subcommand on a checkpoint finds the config beside it when none is given."""
     quiet_third_party_noise()
+    if args is None:
+        # The command line itself, amended: Lightning warns when given args beside a command line.
+        sys.argv[1:] = config_beside_checkpoint(sys.argv[1:])
+    else:
+        args = config_beside_checkpoint(list(args))
     return PandACLI(
         PandA,
         GeneratorActivations,
@@ -112,7 +117,7 @@ def run(args: list[str] | None = None, **options: Any) -> PandACLI:
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"description": DESCRIPTION},
-        args=config_beside_checkpoint(sys.argv[1:] if args is None else list(args)),
+        args=args,
         **options,
     )
 
