@@ -47,7 +47,8 @@ from panda_lightning.functional.factorization import (
     unfold,
 )
 from panda_lightning.generators import PhotoFaceDCGAN
-from panda_lightning.images import part_masks, parts_columns, save_png, tile, to_unit_range
+from panda_lightning.callbacks.rendering import generated_cells
+from panda_lightning.images import part_masks, parts_columns, save_png, tile
 
 LR = 8.0  # PandA's default model.lr
 TOP_SHARE = 0.1  # concentration: the share of a part's energy in this fraction of the positions
@@ -108,14 +109,19 @@ def algorithm_1(
     return A, P
 
 
+def initial_factors(train: Tensor, parts: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """PandA's start on ``train: (N, C, S)``: the HOSVD appearances ``(C, C)`` and random parts
+    ``(S, R_S)``, scaled back where they fit worse than none (as ``PandA`` initialises)."""
+    channels, positions = train.shape[1:]
+    initial = random_parts(positions, parts, torch.Generator().manual_seed(seed))
+    return hosvd_appearances(channel_scatter(train), channels), scaled_initial_parts(initial, parts_scale_terms(train, initial))
+
+
 def variants(maps: Tensor, parts: int, steps: int, seed: int = 0) -> list[Variant]:
     """Every variant of the ablation fitted on activations ``maps: (N, C, H, W)``."""
     train = unfold(maps)
-    channels, positions = train.shape[1:]
-    A = hosvd_appearances(channel_scatter(train), channels)
-    initial = random_parts(positions, parts, torch.Generator().manual_seed(seed))
-    P = scaled_initial_parts(initial, parts_scale_terms(train, initial))
-    few = A[:, : channels // 4].clone()
+    A, P = initial_factors(train, parts, seed)
+    few = A[:, : train.shape[1] // 4].clone()
     return [
         Variant("MPCA 3-way", A, mpca_three_way(maps, parts)),
         Variant("MPCA unfolded", A, mpca_unfolded(positions_gram(train), parts)),
@@ -180,7 +186,7 @@ def edit_ratios(datamodule: GeneratorActivations, variant: Variant, scale: float
 def picture(datamodule: GeneratorActivations, fitted: list[Variant], seed: int = 0) -> Tensor:
     """Fig. 10's layout: one row per variant, the sample, its parts, each part over it (``|p_k|``)."""
     _, height, width = datamodule.feature_shape
-    image = to_unit_range(datamodule.generate(datamodule.preview_latents(1, seed)).float().cpu())
+    image = generated_cells(datamodule, datamodule.preview_latents(1, seed))
     rows = [parts_columns(image, variant.parts.abs(), height, width) for variant in fitted]
     cells = torch.cat([cells for cells, _, _ in rows])
     _, labels, colours = rows[0]

@@ -13,18 +13,19 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import torch
-
-from benchmarks.ablations import Variant, algorithm_1, concentration, edit_ratios, face_activations, overlap, relative_error
-from panda_lightning.functional.factorization import (
-    channel_scatter,
-    hosvd_appearances,
-    parts_scale_terms,
-    random_parts,
-    scaled_initial_parts,
-    unfold,
+from benchmarks.ablations import (
+    Variant,
+    algorithm_1,
+    concentration,
+    edit_ratios,
+    face_activations,
+    initial_factors,
+    overlap,
+    relative_error,
 )
-from panda_lightning.images import refinement_grid, save_png, to_unit_range
+from panda_lightning.callbacks.rendering import generated_cells
+from panda_lightning.functional.factorization import unfold
+from panda_lightning.images import refinement_grid, save_png
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,15 +44,13 @@ def main(argv: list[str] | None = None) -> None:
 
     datamodule, maps, test, scale = face_activations(args.layer, args.train_samples, args.test_samples)
     train = unfold(maps)
-    channels, positions = train.shape[1:]
-    A = hosvd_appearances(channel_scatter(train), channels)
     print(f"PhotoFaceDCGAN {args.layer} {tuple(maps.shape[1:])}: {args.train_samples} training and {args.test_samples} "
           f"test samples, {args.steps} steps of Algorithm 1, edits of {args.edit_samples} samples")
     print(f"{'parts':>5} {'error':>7} {'overlap':>8} {'concentration':>14} {'edit ratio':>11}")
     fitted = []
     for rank in args.ranks:
-        initial = random_parts(positions, rank, torch.Generator().manual_seed(0))
-        _, P = algorithm_1(train, A, scaled_initial_parts(initial, parts_scale_terms(train, initial)), args.steps)
+        A, initial = initial_factors(train, rank)
+        _, P = algorithm_1(train, A, initial, args.steps)
         variant = Variant(f"{rank} parts", A, P)
         ratios = edit_ratios(datamodule, variant, scale, range(args.edit_samples))
         print(f"{rank:5d} {relative_error(test, variant):7.4f} {overlap(P):8.3f} {concentration(P):14.3f} "
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         fitted.append(variant)
     if args.picture:
         _, height, width = datamodule.feature_shape
-        images = to_unit_range(datamodule.generate(datamodule.preview_latents(4, seed=0)).float().cpu())
+        images = generated_cells(datamodule, datamodule.preview_latents(4, seed=0))
         grid = refinement_grid(images, [variant.parts for variant in fitted], height, width, [v.name for v in fitted])
         print(f"wrote {save_png(grid, args.picture)}")
 

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from benchmarks.locality.protocol import find_face_regions
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.functional.editing import localise, saliency_maps, saliency_sums
+from panda_lightning.functional.editing import localise, mean_saliency, saliency_maps
 from panda_lightning.functional.factorization import channel_scatter, hosvd_appearances, unfold
 from panda_lightning.generators import PhotoFaceDCGAN
 from panda_lightning.images import saliency_grid, save_png, to_unit_range
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     channels = datamodule.feature_shape[0]
     scatter = sum(channel_scatter(unfold(Z)) for Z in datamodule.held_out_batches(INIT_SAMPLES))
     appearances = hosvd_appearances(scatter, channels)[:, : args.appearances]
-    sums = sum(saliency_sums(Z, appearances)[0] for Z in datamodule.held_out_batches(THRESHOLD_SAMPLES))
-    thresholds = sums / (THRESHOLD_SAMPLES * datamodule.feature_shape[1] * datamodule.feature_shape[2])
+    thresholds = mean_saliency(datamodule.held_out_batches(THRESHOLD_SAMPLES), appearances)
 
     latents = datamodule.preview_latents(args.test_samples, seed=1)  # apart from the held-out stream
     images = torch.cat([to_unit_range(datamodule.generate(latents[i : i + 64]).float()) for i in range(0, len(latents), 64)])

@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -130,10 +131,14 @@ def load_mask(path: str | os.PathLike) -> Tensor:
     """A hand-drawn mask from an image file, white = 1: ``(H_file, W_file)`` in ``[0, 1]``."""
     try:
         with Image.open(path) as picture:
-            grey = np.asarray(picture.convert("L"), dtype=np.float32) / 255
+            return mask_from_image(picture)
     except (FileNotFoundError, OSError) as error:
         raise ValueError(f"mask {str(path)!r} cannot be read as an image: {error}") from error
-    return torch.from_numpy(grey)
+
+
+def mask_from_image(picture: Image.Image) -> Tensor:
+    """A picture's grey levels as a mask, white = 1: ``(H, W)`` in ``[0, 1]``, in whole 1/255 steps."""
+    return torch.from_numpy(np.asarray(picture.convert("L"), dtype=np.float32) / 255)
 
 
 def mask_png(mask: Tensor) -> bytes:
@@ -238,8 +243,9 @@ def save_png(image: Tensor, path: str | os.PathLike) -> Path:
     return write_atomically(path, lambda file: _to_pil(image).save(file, format="PNG"))
 
 
-def png_bytes(image: Tensor) -> bytes:
-    """``image: (3, H, W)`` in ``[0, 1]`` as the bytes of a PNG file, the pixels :func:`save_png` writes."""
+def image_bytes(image: Tensor, format: str = "PNG", **options: Any) -> bytes:  # noqa: A002 (Pillow's name)
+    """``image: (3, H, W)`` in ``[0, 1]`` as the bytes of a PNG file, the pixels :func:`save_png`
+    writes; or of another ``format`` of Pillow's, with its ``options`` (``"JPEG"``, ``quality=90``)."""
     buffer = io.BytesIO()
-    _to_pil(image).save(buffer, format="PNG")
+    _to_pil(image).save(buffer, format=format, **options)
     return buffer.getvalue()

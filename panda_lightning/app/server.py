@@ -22,13 +22,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-import numpy as np
-import torch
 from PIL import Image
 from torch import Tensor
 
 from panda_lightning.app.editor import EditRequest, Editor
-from panda_lightning.images import at_most, mask_png, part_colours, png_bytes
+from panda_lightning.images import at_most, mask_from_image, mask_png, part_colours, image_bytes
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +41,14 @@ MAX_BODY = 32 * 2**20  # a 1024 px mask is well under this
 PREVIEW_SIZE = 512  # images larger are shown shrunk, as JPEG (the page shows them smaller still); downloads are whole PNG
 
 
+def encoded(content: bytes, kind: str = "png") -> str:
+    """A file's ``content`` as a ``data:image/<kind>`` URL."""
+    return f"data:image/{kind};base64," + base64.b64encode(content).decode()
+
+
 def data_url(image: Tensor) -> str:
     """``image: (3, H, W)`` in ``[0, 1]`` as a PNG ``data:`` URL, the pixels ``panda edit`` writes."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+    return encoded(image_bytes(image))
 
 
 def preview_url(image: Tensor, shrunk: bool) -> str:
@@ -53,10 +56,7 @@ def preview_url(image: Tensor, shrunk: bool) -> str:
     encodes several times faster than a PNG: the slider waits for it."""
     if not shrunk:
         return data_url(image)
-    buffer = io.BytesIO()
-    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="JPEG", quality=90)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return encoded(image_bytes(image, "JPEG", quality=90), "jpeg")
 
 
 def mask_from_data_url(url: Any) -> Tensor:
@@ -66,9 +66,8 @@ def mask_from_data_url(url: Any) -> Tensor:
         raise ValueError("mask must be a PNG data: URL of the canvas the brush draws on.")
     try:
         with Image.open(io.BytesIO(base64.b64decode(url[len(prefix):], validate=True))) as canvas:
-            opacity = canvas.getchannel("A") if canvas.mode in ("RGBA", "LA") else canvas.convert("L")
             # As load_mask reads a file, so that the exported mask gives the same values.
-            return torch.from_numpy(np.asarray(opacity, dtype=np.float32) / 255)
+            return mask_from_image(canvas.getchannel("A") if canvas.mode in ("RGBA", "LA") else canvas)
     except (binascii.Error, OSError) as error:
         raise ValueError(f"mask cannot be read as a PNG image: {error}") from error
 
@@ -106,7 +105,6 @@ class EditorAPI:
         return {
             "num_parts": editor.num_parts, "num_appearances": editor.num_appearances, "colours": colours,
             "layer": editor.fitted.hparams.get("layer"), "generator": type(editor.datamodule.generator).__name__,
-            "command_prefix": editor.command_prefix,
         }
 
     def sample(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +139,7 @@ class EditorAPI:
             "command": self.editor.command(request), "options": self.editor.options(request),
         }
         if request.mask is not None:
-            answer["mask"] = "data:image/png;base64," + base64.b64encode(mask_png(request.mask)).decode()
+            answer["mask"] = encoded(mask_png(request.mask))
         return answer
 
 

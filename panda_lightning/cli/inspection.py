@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import itertools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,7 +15,7 @@ from panda_lightning.callbacks.refinement import RefinedParts
 from panda_lightning.cli.shared import documents_shared_options, load_fitted, write
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.datamodules.latent_stream import LatentSampler
-from panda_lightning.functional.editing import appearance_scores, localise, saliency_maps, saliency_sums
+from panda_lightning.functional.editing import appearance_scores, localise, mean_saliency, saliency_maps
 from panda_lightning.functional.validation import check_index, check_int
 from panda_lightning.generators.layers import LayerOutput, layer_outputs
 from panda_lightning.files import write_atomically
@@ -55,11 +54,7 @@ class InspectionCommands:
         count_appearances = fitted.appearances.shape[1]
         indices = [check_index("appearances", j, count_appearances, "appearances") for j in appearances]
         shown = fitted.appearances.detach()[:, indices]
-        sums, count = torch.zeros(len(appearances), device=shown.device), 0
-        for Z in datamodule.held_out_batches(threshold_samples):
-            batch_sums, batch_count = saliency_sums(Z, shown)
-            sums, count = sums + batch_sums, count + batch_count
-        thresholds = sums / count
+        thresholds = mean_saliency(datamodule.held_out_batches(threshold_samples), shown)
 
         latents = datamodule.preview_latents(num_samples, seed)
         maps = saliency_maps(datamodule.activations(latents), shown).float().cpu()
@@ -68,8 +63,9 @@ class InspectionCommands:
         located = localise(maps, thresholds.cpu())
         if masks is not None:
             enlarged = torch.nn.functional.interpolate(located.float(), size=images.shape[-2:], mode="nearest")
-            for (i, k), mask in zip(itertools.product(range(len(images)), range(len(indices))), enlarged.flatten(0, 1)):
-                write_atomically(Path(masks) / f"sample{i}_appearance{indices[k]}.png", lambda file, m=mask: file.write(mask_png(m)))
+            for i, sample_masks in enumerate(enlarged):
+                for j, mask in zip(indices, sample_masks):
+                    write_atomically(Path(masks) / f"sample{i}_appearance{j}.png", lambda file, m=mask: file.write(mask_png(m)))
             rank_zero_info(f"wrote {enlarged.shape[0] * enlarged.shape[1]} localisation masks to {masks}")
         return write(saliency_grid(images, maps, located, appearances=indices), output)
 

@@ -7,7 +7,7 @@ handed, since these come straight from a user.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from einops import einsum, rearrange
@@ -87,6 +87,16 @@ def saliency_sums(Z: Tensor, A: Tensor) -> tuple[Tensor, int]:
     """Sums of each appearance's saliency over samples and positions, and their count, so that
     the localisation thresholds ``mu_k`` (the mean saliency) accumulate batch by batch."""
     return saliency_maps(Z, A).sum(dim=(0, 2, 3)), Z.shape[0] * Z.shape[2] * Z.shape[3]
+
+
+def mean_saliency(batches: Iterable[Tensor], A: Tensor) -> Tensor:
+    """``mu_k``: each appearance's saliency averaged over the samples of ``batches`` (each
+    ``(N, C, H, W)``) and their positions (Sec. 5.1.2), ``(R_C,)``, the thresholds of :func:`localise`."""
+    sums, count = torch.zeros(A.shape[1], device=A.device, dtype=A.dtype), 0
+    for Z in batches:
+        batch_sums, batch_count = saliency_sums(Z, A)
+        sums, count = sums + batch_sums, count + batch_count
+    return sums / count
 
 
 def localise(saliency: Tensor, thresholds: Tensor) -> Tensor:
