@@ -42,7 +42,8 @@ $(EVAL_VENV)/.installed: benchmarks/requirements-eval.txt
 	$(EVAL_VENV)/bin/python -m pip install -r benchmarks/requirements-eval.txt
 	touch $@
 
-# The paper's Table 2 on the face DCGAN: PandA against SeFa, GANSpace and k-means parts (~35 min),
+# The paper's Table 2 on the face DCGAN: PandA against SeFa, GANSpace, k-means parts, LowRankGAN and ReSeFa,
+# on three splits of the samples and under six variants of the protocol (~46 min),
 # with pictures of the regions and of each method's chosen edits, and the results as JSON, in
 # runs/locality_table/.
 locality-table: setup eval-env

@@ -13,8 +13,8 @@ opposite rule, ``m_ik <= mu_k`` (the localisation of ``-a_k``), is scored too (`
 
 The regions are MediaPipe's (``benchmarks/face_regions.py``, in ``.venv-eval``): eyes, nose,
 mouth, the face (inside its oval) and the background (outside it), a pixel in a region where
-its soft mask is at least 0.5, on the test faces (another stream) where a face is found. For
-each region it prints the appearance and sign whose masks have the best mean IoU over those
+its soft mask is at least 0.5, on the test faces (another stream) that pass its landmark checks.
+For each region it prints the appearance and sign whose masks have the best mean IoU over those
 faces, that IoU, and the IoU of a mask that covers the whole image (what no localisation scores).
 """
 
@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> None:
     latents = datamodule.preview_latents(args.test_samples, seed=1)  # apart from the held-out stream
     images = torch.cat([to_unit_range(datamodule.generate(latents[i : i + 64]).float()) for i in range(0, len(latents), 64)])
     maps = torch.cat([saliency_maps(datamodule.activations(latents[i : i + 64]), appearances) for i in range(0, len(latents), 64)])
-    masks, found = find_face_regions(images, args.eval_python)
+    masks, found, _ = find_face_regions(images, args.eval_python)
     images, maps, masks = images[found], maps[found], masks[found] >= 0.5
     located = F.interpolate(localise(maps, thresholds).float(), size=images.shape[-2:], mode="nearest").bool()
     eyes, nose, mouth, background = masks.unbind(1)
     regions = {"face": ~background, "background": background, "eyes": eyes, "nose": nose, "mouth": mouth}
 
     print(f"PhotoFaceDCGAN {args.layer} {tuple(datamodule.feature_shape)}: the first {args.appearances} appearances, "
-          f"thresholds over {THRESHOLD_SAMPLES} held-out samples, {int(found.sum())} of {args.test_samples} test faces found")
+          f"thresholds over {THRESHOLD_SAMPLES} held-out samples, {int(found.sum())} of {args.test_samples} test faces kept")
     print(f"{'region':11} {'share':>6} {'appearance':>11} {'IoU':>6} {'whole image':>12}")
     best = best_localisations(located, regions)
     everything = torch.ones_like(located[:, :1])

@@ -8,6 +8,7 @@ from einops import rearrange
 
 from panda_lightning.functional.editing import (
     appearance_scores,
+    appearance_spread,
     border_mask,
     local_edit,
     localise,
@@ -175,6 +176,24 @@ def test_ranking_scores_sum_the_saliency_overall_or_at_each_part(factors):
     torch.testing.assert_close(appearance_scores(Z, A, 2, P), maps @ P)
     with pytest.raises(ValueError, match=r"appearance=7 must be an integer from 0 to"):
         appearance_scores(Z, A, 7)
+
+
+def test_the_spread_at_a_region_is_the_deviation_of_eq_18s_score_at_unit_appearances(factors):
+    Z, _, P = factors
+    A = _fitted_like_appearances(6, 4, seed=1)  # scaled, as a fit leaves them: the spread must not see the scale
+    unit = A / A.norm(dim=0)
+    region = P[:, 1].reshape(4, 5)
+    scores = torch.stack([appearance_scores(Z, unit, j, (P[:, 1] / P[:, 1].sum())[:, None])[:, 0] for j in range(4)], 1)
+    torch.testing.assert_close(appearance_spread(saliency_maps(Z, unit), region), scores.std(dim=0))
+    # One region per sample: each sample's score at its own region.
+    regions = P.T.reshape(3, 4, 5)
+    weights = P / P.sum(dim=0)
+    own = torch.stack([
+        torch.stack([appearance_scores(Z, unit, j, weights)[i, i] for i in range(3)]) for j in range(4)
+    ], 1)
+    torch.testing.assert_close(appearance_spread(saliency_maps(Z, unit), regions), own.std(dim=0))
+    with pytest.raises(ValueError, match=r"region has shape \(5, 4\); it must be \(H, W\) or \(N, H, W\) with \(H, W\) = \(4, 5\)"):
+        appearance_spread(saliency_maps(Z, unit), region.T)
 
 
 def test_an_edit_at_a_corner_of_the_layer_changes_the_image_mostly_there(tiny_generator):

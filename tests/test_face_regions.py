@@ -45,6 +45,33 @@ def test_background_is_everything_outside_the_face_oval():
     assert 0 < masks[0].sum() < oval.sum()  # each eye's hull lies inside the face's
 
 
+def test_points_inside_a_convex_hull_edges_included():
+    square = face_regions.convex_hull(np.array([[0, 0], [2, 0], [2, 2], [0, 2]], dtype=float))
+    points = np.array([[1, 1], [0, 1], [2.5, 1], [1, -0.1], [0, 0]])
+    assert face_regions.inside_convex(points, square).tolist() == [True, True, False, False, True]
+
+
+# A face as MediaPipe's models see it, (x, y) with y down: right eye, left eye, nose tip, mouth centre.
+FACE = np.array([[0.35, 0.40], [0.65, 0.40], [0.50, 0.55], [0.50, 0.70]])
+OVAL = face_regions.convex_hull(np.array([[0.5, 0.1], [0.85, 0.45], [0.5, 0.9], [0.15, 0.45]]))
+
+
+@pytest.mark.parametrize(
+    "mesh, detected, reason",
+    [
+        (FACE, FACE + 0.02, ""),
+        (FACE[[0, 1, 3, 2]], FACE, "eyes, nose and mouth out of order"),  # mouth above the nose
+        (FACE - [0, 0.25], FACE, "eyes or mouth outside the face oval"),  # the eyes on the forehead, above the oval
+        (FACE + [[0, 0], [0, 0], [0.3, 0], [0, 0]], FACE, "the mesh and the detector disagree"),  # a turned nose tip: in order, outside the oval
+        (FACE, None, "no face for the detector"),
+        (FACE, FACE + [0, 0.16], "the mesh and the detector disagree"),  # 0.16 > AGREEMENT x the eye distance of 0.3
+        (FACE, FACE + [0, 0.14], ""),
+    ],
+)
+def test_a_face_is_kept_only_where_its_landmarks_are_plausible(mesh, detected, reason):
+    assert face_regions.landmark_check(mesh, OVAL, detected) == reason
+
+
 @pytest.mark.slow
 def test_mediapipe_finds_the_regions_of_generated_faces_in_their_order(tmp_path, eval_python):
     from panda_lightning.generators import FaceDCGAN
@@ -59,7 +86,8 @@ def test_mediapipe_finds_the_regions_of_generated_faces_in_their_order(tmp_path,
         check=True, capture_output=True,
     )
     result = np.load(tmp_path / "regions.npz")
-    masks, found = result["masks"], result["found"]
+    masks, found, rejected = result["masks"], result["found"], result["rejected"]
+    np.testing.assert_array_equal(found, rejected == "")
     assert tuple(result["regions"]) == face_regions.REGIONS
     assert masks.shape == (16, 4, 64, 64) and found.sum() >= 12
     assert not masks[~found].any()  # no face, no regions

@@ -1,6 +1,6 @@
 """`python -m benchmarks.locality --quick` end to end: every method trained, chosen and tested
 on faces whose regions MediaPipe found (CI builds its environment; elsewhere `make eval-env`),
-read back from the results it writes as JSON."""
+on two splits and under three variants, read back from the results it writes as JSON."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import sys
 
 import pytest
 
+from benchmarks.locality.__main__ import parse_arguments
 from conftest import ROOT
 
 
 @pytest.mark.slow
-def test_the_quick_table_ranks_an_edit_at_the_region_more_local_than_latent_directions(eval_python, tmp_path):
+def test_the_quick_table_its_splits_and_variants(eval_python, tmp_path):
     path = tmp_path / "table.json"
     command = ["-m", "benchmarks.locality", "--quick", "--eval_python", str(eval_python), "--json", str(path)]
     result = subprocess.run(
@@ -24,22 +25,61 @@ def test_the_quick_table_ranks_an_edit_at_the_region_more_local_than_latent_dire
     table = json.loads(path.read_text())
     regions = table["regions"]
     assert regions == ["eyes", "nose", "mouth", "background"]
-    methods = table["methods"]
-    names = [method["name"] for method in methods]
+    runs = table["runs"]
+    # The table as set, one more split, then the quick run's three variants, each with one choice changed.
+    assert [(run["split"], run["setting"]) for run in runs] == [
+        (0, {"budget": 8, "target": 0.1, "select_by": "median", "grow": 0}),
+        (1, {"budget": 8, "target": 0.1, "select_by": "median", "grow": 0}),
+        (0, {"budget": 4, "target": 0.1, "select_by": "median", "grow": 0}),
+        (0, {"budget": 8, "target": 0.1, "select_by": "median", "grow": 1}),
+        (0, {"budget": 8, "target": 0.1, "select_by": "capped mean", "grow": 0}),
+    ]
+    names = [method["name"] for method in runs[0]["methods"]]
     assert [name.split(" (")[0] for name in names] == (
         ["GANSpace", "SeFa"] + ["k-means parts"] * 2 + ["LowRankGAN", "ReSeFa"] + ["PandA"] * 4
     )
-    # Each method's chosen edit per region; None where none reached the target change.
-    edits = {method["name"]: [method["regions"][region] for region in regions] for method in methods}
-    roirs = {name: [edit and edit["roir"]["mean"] for edit in found] for name, found in edits.items()}
-    assert all(roir is None or roir >= 0 for found in roirs.values() for roir in found), roirs
-    at_mask = next(found for name, found in roirs.items() if "at the region's mask" in name)
-    ganspace = roirs[names[0]]
-    for ours, theirs in zip(at_mask[:3], ganspace[:3]):  # eyes, nose, mouth
-        assert ours is not None and theirs is not None and ours < theirs, roirs
-    tested = table["settings"]["samples"]["test"]["with_a_face"]
-    present = [edit for found in edits.values() for edit in found if edit]
-    assert all(edit["samples"] == tested and 0 <= edit["unchanged"] <= edit["capped"] <= tested for edit in present)
-    changes = [edit["change"] for edit in present]
-    assert changes and all(0.04 < change < 0.25 for change in changes), changes
-    assert all(method["training_seconds"] > 0 for method in methods), [m["training_seconds"] for m in methods]
+    varied = [name for name in names if "refined" not in name and "64 parts" not in name]  # --vary main.8:16
+    assert all([method["name"] for method in run["methods"]] == varied for run in runs[1:])
+
+    samples = table["settings"]["samples"]
+    for drawn in samples.values():  # every face dropped is counted, for a reason
+        assert drawn["kept"] + sum(drawn["dropped"].values()) == drawn["drawn"] and drawn["kept"] >= 0.8 * drawn["drawn"]
+    tested = samples["test"]["kept"]
+    for run in runs:
+        budget = run["setting"]["budget"]
+        edits = {method["name"]: [method["regions"][region] for region in regions] for method in run["methods"]}
+        present = [edit for found in edits.values() for edit in found if edit]
+        for edit in present:
+            roir = edit["roir"]
+            assert edit["samples"] == tested and 0 <= edit["unchanged"] <= edit["capped"] <= tested
+            assert 1 <= edit["screened"] <= budget
+            low, high = roir["median_interval"]
+            assert low <= roir["median"] <= high <= 10 and 0 <= roir["capped_mean"] <= 10
+            assert 0.04 < edit["change"] < 0.25, edit
+        medians = {name: [edit and edit["roir"]["median"] for edit in found] for name, found in edits.items()}
+        at_mask = next(found for name, found in medians.items() if "at the region's mask" in name)
+        ganspace = medians[names[0]]
+        for ours, theirs in zip(at_mask[:3], ganspace[:3]):  # eyes, nose, mouth
+            assert ours is not None and theirs is not None and ours < theirs, (run["setting"], medians)
+    assert all(method["training_seconds"] > 0 for method in runs[0]["methods"])
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--variants", "budget=7"], "'budget=7': budget=7 must be an even number, 2 or more"),
+        (["--variants", "budget=80"], "a budget of 80 is more than some methods have: 40 candidates for --directions 20"),
+        (["--vary", "main.5:3"], "--vary [('main.5', 3)] must be among the --panda fits"),
+        (["--splits", "0"], "--splits=0 must be 1 or more"),
+    ],
+)
+def test_the_protocols_choices_are_checked_before_the_run(arguments, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_arguments(arguments)
+    assert message in capsys.readouterr().err
+
+
+def test_the_fits_that_run_in_the_splits_and_variants():
+    assert parse_arguments([]).vary == [("main.8", 16), ("main.8", 64)]
+    assert parse_arguments(["--panda", "main.5:8", "main.8:64", "--refined"]).vary == [("main.8", 64)]
+    assert parse_arguments(["--panda", "main.5:8", "--refined"]).vary == [("main.5", 8)]

@@ -19,12 +19,11 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import torch
-from einops import einsum
 from torch import Tensor
 
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
-from panda_lightning.functional.editing import mask_at_layer, part_mask, saliency_maps
+from panda_lightning.functional.editing import appearance_spread, mask_at_layer, part_mask, saliency_maps
 from panda_lightning.functional.validation import check_choice, check_float, check_index, check_int
 from panda_lightning.images import at_most, difference_image, part_masks, segmentation_overlay, to_unit_range
 from panda_lightning.uses import Edit, concept_rewrite, local_edits, object_removal
@@ -191,9 +190,7 @@ class Editor:
         """The appearances along which samples differ most at the request's region, with that spread:
         the standard deviation over held-out samples of the region's mean coefficient of the appearance
         (Eq. 18's score ``a_j^T Z_i p_k``, at a unit ``a_j`` and a mask summing to 1)."""
-        region = self.region(request)
-        weights = (region / region.sum().clamp_min(torch.finfo(region.dtype).tiny)).cpu()
-        spread = einsum(self._held_out_saliency, weights, "n r h w, h w -> n r").std(dim=0)
+        spread = appearance_spread(self._held_out_saliency, self.region(request).cpu())
         scores, order = spread.topk(self.gallery_size)
         return list(zip(order.tolist(), scores.tolist()))
 

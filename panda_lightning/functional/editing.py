@@ -143,6 +143,28 @@ def appearance_scores(Z: Tensor, A: Tensor, appearance: int, P: Tensor | None = 
     return saliency.sum(dim=1) if P is None else saliency @ P
 
 
+def appearance_spread(saliency: Tensor, region: Tensor) -> Tensor:
+    """How much samples differ along each appearance at a region: the standard deviation over
+    samples of the region's mean saliency, Eq. 18's score ``a_j^T Z_i m`` at a unit ``a_j`` and a
+    region ``m`` scaled to sum to 1. Ranks the appearances worth editing at a part or a mask.
+
+    Args:
+        saliency: ``(N, R_C, H, W)``, :func:`saliency_maps` of unit appearances.
+        region: ``(H, W)``, or one per sample ``(N, H, W)``, in ``[0, 1]`` at the layer.
+
+    Returns:
+        ``(R_C,)``.
+    """
+    if region.shape[-2:] != saliency.shape[-2:] or region.ndim not in (2, 3):
+        raise ValueError(
+            f"region has shape {tuple(region.shape)}; it must be (H, W) or (N, H, W) with (H, W) = "
+            f"{tuple(saliency.shape[-2:])}, the saliency maps' positions."
+        )
+    weights = region / region.sum(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(region.dtype).tiny)
+    pattern = "n r h w, h w -> n r" if region.ndim == 2 else "n r h w, n h w -> n r"
+    return einsum(saliency, weights, pattern).std(dim=0)
+
+
 def border_mask(height: int, width: int, thickness: int | None = None) -> Tensor:
     """``(H, W)`` boolean ring of ``thickness`` positions (default an eighth of the shorter side)."""
     thickness = thickness or max(1, min(height, width) // 8)
