@@ -1,4 +1,5 @@
-"""The locality table's results: printed as two tables, drawn as pictures, written as JSON."""
+"""The locality table's results: printed (the table as set, its chosen edits, the medians of
+every split and variant), drawn as pictures, written as JSON."""
 
 from __future__ import annotations
 
