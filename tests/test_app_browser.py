@@ -52,8 +52,11 @@ def app_url(converged):
     Ctrl-C stops it."""
     panda = Path(sys.executable).parent / "panda"
     checkpoint = converged.relative_to(converged.parents[2]) / "checkpoints" / "last.ckpt"
+    # Ctrl-C as in a terminal: a test run started in the background of a shell (as a CI runner may
+    # start it) inherits SIGINT ignored, and so would the app.
     process = subprocess.Popen([str(panda), "app", "--ckpt_path", str(checkpoint), "--port", "0"], cwd=converged.parents[2],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline, line = time.monotonic() + 120, ""
     while time.monotonic() < deadline and "serving at" not in line:
         line = process.stdout.readline()
