@@ -205,19 +205,28 @@ def face_activations(layer: str, train_samples: int, test_samples: int) -> tuple
     return datamodule, maps, test, maps.square().sum(1).mean().sqrt().item()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ablations", description=__doc__.splitlines()[0])
+# A small run of the ablation or the rank sweep: 50 steps, 256 + 64 samples, 2 edited samples.
+QUICK = {"steps": 50, "train_samples": 256, "test_samples": 64, "edit_samples": 2}
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser, edit_samples: int) -> None:
+    """The options that the ablation and the rank sweep share: the layer, Algorithm 1's steps and the samples."""
     parser.add_argument("--layer", default="main.8")
-    parser.add_argument("--parts", type=int, default=8)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--train_samples", type=int, default=1024)
     parser.add_argument("--test_samples", type=int, default=256)
-    parser.add_argument("--edit_samples", type=int, default=16)
+    parser.add_argument("--edit_samples", type=int, default=edit_samples)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ablations", description=__doc__.splitlines()[0])
+    add_fit_arguments(parser, edit_samples=16)
+    parser.add_argument("--parts", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="a small run: 50 steps, 256 + 64 samples, 2 edited samples")
     parser.add_argument("--picture", help="write Fig. 10's layout to this PNG")
     args = parser.parse_args(argv)
     if args.quick:
-        args.steps, args.train_samples, args.test_samples, args.edit_samples = 50, 256, 64, 2
+        vars(args).update(QUICK)
 
     datamodule, maps, test, scale = face_activations(args.layer, args.train_samples, args.test_samples)
     print(f"PhotoFaceDCGAN {args.layer} {tuple(maps.shape[1:])}: {args.parts} parts, {args.train_samples} training and "

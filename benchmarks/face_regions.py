@@ -127,16 +127,16 @@ def region_masks(landmarks: np.ndarray, sets: dict[str, list[list[int]]], height
     return np.stack(masks)
 
 
-def key_points(landmarks: np.ndarray) -> np.ndarray:
-    """The mesh's right eye, left eye, nose tip and mouth centre, as the face detector orders its
-    keypoints: ``(4, 2)`` from ``landmarks: (468, 2)``."""
+def key_point_sets() -> list[list[int]]:
+    """The landmark sets of the mesh's right eye, left eye, nose tip and mouth centre, as the face
+    detector orders its keypoints: each point is the mean of its set."""
     from mediapipe.python.solutions import face_mesh_connections as mesh
 
-    def centre(connections) -> np.ndarray:
-        return landmarks[sorted({index for edge in connections for index in edge})].mean(axis=0)
+    def indices(connections) -> list[int]:
+        return sorted({index for edge in connections for index in edge})
 
-    nose_tip = 1  # the mesh's landmark at the tip of the nose
-    return np.stack([centre(mesh.FACEMESH_RIGHT_EYE), centre(mesh.FACEMESH_LEFT_EYE), landmarks[nose_tip], centre(mesh.FACEMESH_LIPS)])
+    nose_tip = [1]  # the mesh's landmark at the tip of the nose
+    return [indices(mesh.FACEMESH_RIGHT_EYE), indices(mesh.FACEMESH_LEFT_EYE), nose_tip, indices(mesh.FACEMESH_LIPS)]
 
 
 def find_regions(images: np.ndarray, upscale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,7 +146,7 @@ def find_regions(images: np.ndarray, upscale: int) -> tuple[np.ndarray, np.ndarr
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images are {images.dtype} {images.shape}; they must be uint8 RGB (N, H, W, 3).")
     count, height, width, _ = images.shape
-    sets = landmark_sets()
+    sets, points = landmark_sets(), key_point_sets()
     masks = np.zeros((count, len(REGIONS), height, width), dtype=np.float32)
     rejected = np.full(count, NO_FACE, dtype=object)
     with (
@@ -163,7 +163,8 @@ def find_regions(images: np.ndarray, upscale: int) -> tuple[np.ndarray, np.ndarr
             detected = None if not detections else np.array(
                 [(p.x, p.y) for p in detections[0].location_data.relative_keypoints[:4]]
             )
-            rejected[i] = landmark_check(key_points(landmarks), convex_hull(landmarks[sets["background"][0]]), detected)
+            mesh_points = np.stack([landmarks[group].mean(axis=0) for group in points])
+            rejected[i] = landmark_check(mesh_points, convex_hull(landmarks[sets["background"][0]]), detected)
             if not rejected[i]:
                 masks[i] = region_masks(landmarks, sets, height, width, upscale)
     found = rejected == ""

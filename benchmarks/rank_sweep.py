@@ -14,7 +14,9 @@ import argparse
 import statistics
 
 from benchmarks.ablations import (
+    QUICK,
     Variant,
+    add_fit_arguments,
     algorithm_1,
     concentration,
     edit_ratios,
@@ -30,17 +32,13 @@ from panda_lightning.images import refinement_grid, save_png
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rank_sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("--layer", default="main.8")
+    add_fit_arguments(parser, edit_samples=8)
     parser.add_argument("--ranks", type=int, nargs="+", default=[4, 8, 16, 32, 64])
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--train_samples", type=int, default=1024)
-    parser.add_argument("--test_samples", type=int, default=256)
-    parser.add_argument("--edit_samples", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="ranks 4 and 8, 50 steps, 256 + 64 samples, 2 edited samples")
     parser.add_argument("--picture", help="write the parts at each rank to this PNG")
     args = parser.parse_args(argv)
     if args.quick:
-        args.ranks, args.steps, args.train_samples, args.test_samples, args.edit_samples = [4, 8], 50, 256, 64, 2
+        vars(args).update(QUICK, ranks=[4, 8])
 
     datamodule, maps, test, scale = face_activations(args.layer, args.train_samples, args.test_samples)
     train = unfold(maps)

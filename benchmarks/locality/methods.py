@@ -148,7 +148,9 @@ def layer_method(
         else:
             shares = part_shares(found, selection.regions[:, r])
             chosen = shares.argsort(descending=True)[:PARTS_PER_REGION].tolist()
-        saliency = saliency_maps(layer_activations(generator, layer, selection), unit_appearances)
+        saliency = selection.cached(
+            (name, "saliency"), lambda: saliency_maps(layer_activations(generator, layer, selection), unit_appearances)
+        )
         orders = [appearance_spread(saliency, found[..., k, :, :]).argsort(descending=True).tolist() for k in chosen]
         return [
             every[(k, order[rank], sign)]
@@ -195,20 +197,26 @@ def train_region_directions(
         start = time.perf_counter()
         directions = [solve(inside[r], outside[r], num_directions) for r in range(len(REGIONS))]
         seconds = jacobian_seconds + time.perf_counter() - start
-        directions += [solve(inside[r], outside[r], num_directions) for r in range(len(REGIONS), len(masks[0]))]
+        directions += [solve(inside[r], outside[r], num_directions) for r in range(len(REGIONS), len(inside))]
         candidates = {
             (pixels, region): latent_candidates(generator, directions[g * len(REGIONS) + r], f"{region} direction")
             for g, pixels in enumerate(grows)
             for r, region in enumerate(REGIONS)
         }
-
-        def for_region(region: str, selection: Samples, candidates=candidates) -> list[Candidate]:
-            if (selection.grow, region) not in candidates:
-                raise ValueError(f"{name} was trained for regions grown by {grows} pixels, not {selection.grow}.")
-            return candidates[(selection.grow, region)]
-
-        methods.append(Method(f"{name} ({len(training)} samples, {num_directions} per region)", seconds, for_region))
+        methods.append(region_method(f"{name} ({len(training)} samples, {num_directions} per region)", seconds, candidates))
     return methods
+
+
+def region_method(name: str, seconds: float, candidates: dict[tuple[int, str], list[Candidate]]) -> Method:
+    """A method whose candidates were found for each region definition ``(grow, region)``."""
+
+    def for_region(region: str, selection: Samples) -> list[Candidate]:
+        if (selection.grow, region) not in candidates:
+            grows = sorted({grow for grow, _ in candidates})
+            raise ValueError(f"{name} was trained for regions grown by {grows} pixels, not {selection.grow}.")
+        return candidates[(selection.grow, region)]
+
+    return Method(name, seconds, for_region)
 
 
 def train_kmeans(generator: FaceDCGAN, layer: str, num_clusters: int, num_samples: int, num_appearances: int) -> Method:

@@ -121,9 +121,12 @@ class Samples:
 
     def with_regions_grown(self, pixels: int) -> Samples:
         """The same samples with the regions grown by ``pixels``; what does not depend on the
-        regions (the activations) is shared, not computed again."""
+        regions (the activations, its chunks') is shared, not computed again."""
         shared = {key: value for key, value in self.cache.items() if key[0] == "activations"}
-        return Samples(self.latents, self.images, grown(self.regions, pixels), self.grow + pixels, shared)
+        grown_set = Samples(self.latents, self.images, grown(self.regions, pixels), self.grow + pixels, shared)
+        if len(self) > CHUNK:
+            grown_set.cache["chunks"] = [chunk.with_regions_grown(pixels) for chunk in self.chunks()]
+        return grown_set
 
     def chunks(self) -> list[Samples]:
         """The set in chunks of ``CHUNK`` samples: the same chunks each time, so that what is
@@ -138,9 +141,12 @@ def resplit(selection: Samples, testing: Samples, split: int) -> tuple[Samples, 
     split 0 is the sets as drawn, each further one a random partition (seeded by ``split``)."""
     if split == 0:
         return selection, testing
-    pooled = Samples(*(torch.cat([a, b]) for a, b in (
-        (selection.latents, testing.latents), (selection.images, testing.images), (selection.regions, testing.regions)
-    )), grow=selection.grow)
+    pooled = Samples(
+        torch.cat([selection.latents, testing.latents]),
+        torch.cat([selection.images, testing.images]),
+        torch.cat([selection.regions, testing.regions]),
+        selection.grow,
+    )
     order = torch.randperm(len(pooled), generator=torch.Generator().manual_seed(SEED + split))
     return pooled.take(order[: len(selection)]), pooled.take(order[len(selection) :])
 
@@ -230,12 +236,9 @@ class Setting:
 
     def differences(self, other: Setting) -> str:
         """What this setting changes from ``other``, in words."""
-        changed = [
-            f"{name.replace('_', ' ')} {getattr(self, name)}"
-            for name in ("budget", "target", "select_by", "grow")
-            if getattr(self, name) != getattr(other, name)
-        ]
-        return ", ".join(changed).replace("grow ", "regions grown by ") or "as set"
+        words = {"budget": "budget", "target": "target", "select_by": "select by", "grow": "regions grown by"}
+        changed = [f"{words[name]} {getattr(self, name)}" for name in words if getattr(self, name) != getattr(other, name)]
+        return ", ".join(changed) or "as set"
 
 
 def variant(setting: Setting, change: str) -> Setting:
