@@ -25,7 +25,8 @@ import torch
 from benchmarks.full_size import CONFIG_F
 from panda_lightning import PandA
 from panda_lightning.app import EditRequest, Editor, make_server
-from panda_lightning.app.server import PREVIEW_SIZE, EditorAPI
+from panda_lightning.app.api import PREVIEW_SIZE, EditorAPI
+from panda_lightning.app.guard import TOKEN_HEADER
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.generators import PhotoFaceDCGAN, StyleGAN2
 
@@ -83,7 +84,8 @@ def measure(name: str, datamodule: GeneratorActivations, model: PandA, repeats: 
 
         def round_trip(i: int) -> None:
             body = json.dumps({"seed": 0, "part": 0, "appearance": 1, "alpha": 0.1 * i}).encode()
-            with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST")) as response:
+            headers = {"Content-Type": "application/json", TOKEN_HEADER: server.guard.token}
+            with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST", headers=headers)) as response:
                 response.read()
 
         print(f"  edit through HTTP (round trip)  {milliseconds(round_trip, repeats, synchronise):9.1f} ms")

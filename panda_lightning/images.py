@@ -16,6 +16,7 @@ from einops import rearrange
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from panda_lightning.decoding import decode_image
 from panda_lightning.files import write_atomically
 from panda_lightning.functional.editing import part_mask
 
@@ -127,13 +128,12 @@ def saliency_grid(
     return tile(torch.stack(columns, dim=1), columns=labels)
 
 
-def load_mask(path: str | os.PathLike) -> Tensor:
-    """A hand-drawn mask from an image file, white = 1: ``(H_file, W_file)`` in ``[0, 1]``."""
-    try:
-        with Image.open(path) as picture:
-            return mask_from_image(picture)
-    except (FileNotFoundError, OSError) as error:
-        raise ValueError(f"mask {str(path)!r} cannot be read as an image: {error}") from error
+def load_mask(source: str | os.PathLike | bytes) -> Tensor:
+    """A hand-drawn mask from a PNG file (its path or bytes), white = 1: ``(H_file, W_file)`` in
+    ``[0, 1]``. Any other format is refused before it is decoded (:func:`~panda_lightning.decoding.decode_image`)."""
+    what = "mask" if isinstance(source, bytes) else f"mask {str(source)!r}"
+    with decode_image(source, what, formats=("PNG",)) as picture:
+        return mask_from_image(picture)
 
 
 def mask_from_image(picture: Image.Image) -> Tensor:

@@ -158,3 +158,17 @@ def eval_python() -> Path:
     if not path.exists():
         pytest.skip(f"no MediaPipe environment at {path}: run `make eval-env` (CI builds it)")
     return path
+
+
+@pytest.fixture(scope="session")
+def editor(converged):
+    """``panda app``'s editor on the README's fit of its face generator."""
+    from panda_lightning import PandA
+    from panda_lightning.app import Editor
+    from panda_lightning.datamodules import GeneratorActivations
+    from panda_lightning.generators import PhotoFaceDCGAN
+
+    checkpoint = converged / "checkpoints" / "last.ckpt"
+    model = PandA.load_from_checkpoint(checkpoint).eval()
+    datamodule = GeneratorActivations(PhotoFaceDCGAN(), layer="main.8", batch_size=64)
+    return Editor(model, datamodule, f"--config {converged / 'config.yaml'} --ckpt_path {checkpoint}")

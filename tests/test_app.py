@@ -4,79 +4,29 @@
 from __future__ import annotations
 
 import base64
-import io
-import json
 import random
 import re
 import shlex
 import subprocess
 import sys
-import threading
-import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from panda_lightning import PandA
-from panda_lightning.app import EditRequest, Editor, make_server
-from panda_lightning.app.server import EditorAPI, mask_from_data_url
+from panda_lightning.app import EditRequest, Editor
+from panda_lightning.app.api import EditorAPI, mask_from_data_url
 from panda_lightning.cli import run
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.functional.editing import appearance_scores
-from panda_lightning.generators import PhotoFaceDCGAN
-from panda_lightning.images import HEADER_HEIGHT, load_mask, mask_png, part_colours, part_masks
+from panda_lightning.images import load_mask, mask_png, part_colours, part_masks
 
+from app_support import Served, canvas_data_url, file_pixels, pixels, post, serving, square_mask
 from conftest import Exploit
-
-CELL = 2 + 128 + 2  # a 64 px image of the commands' pictures, enlarged twice, with its padding
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def pixels(data_url: str) -> np.ndarray:
-    """The pixels ``(H, W, 3)`` uint8 of a PNG ``data:`` URL, as the page gets them."""
-    with Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))) as picture:
-        return np.array(picture.convert("RGB"))
-
-
-def middle_cell(path: Path) -> np.ndarray:
-    """The edited image (row 0, column 1) of a ``panda edit|remove|rewrite`` picture of 64 px samples."""
-    with Image.open(path) as picture:
-        grid = np.asarray(picture.convert("RGB"))
-    return grid[HEADER_HEIGHT + 2 : HEADER_HEIGHT + 130 : 2, CELL + 2 : CELL + 130 : 2]
-
-
-def canvas_data_url(mask: np.ndarray) -> str:
-    """A brush's strokes as the page sends them: red on a clear canvas, the mask in its opacity."""
-    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
-    rgba[..., 0], rgba[..., 3] = 255, mask
-    buffer = io.BytesIO()
-    Image.fromarray(rgba).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def square_mask(size: int = 64, top: int = 8, left: int = 36, side: int = 20) -> np.ndarray:
-    """A square with soft edges (opacities between 0 and 255, as a brush leaves them)."""
-    mask = np.zeros((size, size), dtype=np.uint8)
-    mask[top - 1 : top + side + 1, left - 1 : left + side + 1] = 90
-    mask[top : top + side, left : left + side] = 255
-    return mask
-
-
-def post(url: str, path: str, payload: dict | bytes) -> tuple[int, dict]:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    request = urllib.request.Request(url + path, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 @pytest.fixture(autouse=True)
@@ -84,24 +34,10 @@ def _no_pytest_argv(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["panda"])  # run(args) is then the whole command line
 
 
-@pytest.fixture(scope="module")
-def editor(converged) -> Editor:
-    """The app's editor on the README's fit of its face generator."""
-    checkpoint = converged / "checkpoints" / "last.ckpt"
-    model = PandA.load_from_checkpoint(checkpoint).eval()
-    datamodule = GeneratorActivations(PhotoFaceDCGAN(), layer="main.8", batch_size=64)
-    return Editor(model, datamodule, f"--config {converged / 'config.yaml'} --ckpt_path {checkpoint}")
-
-
 @pytest.fixture
-def served(editor):
-    """The editor served on a free port in a thread: its URL."""
-    server = make_server(editor, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def served(editor) -> Iterator[Served]:
+    with serving(editor) as server:
+        yield server
 
 
 def centre_part(editor: Editor, seed: int) -> int:
@@ -128,13 +64,14 @@ def test_the_app_and_the_command_it_exports_make_the_same_image(editor, tmp_path
     payload = {"seed": 5, **request_of(centre_part(editor, 5), canvas_data_url(square_mask()))}
     answer = EditorAPI(editor).edit(payload)
     monkeypatch.chdir(tmp_path)  # where the user saved the mask and runs the command
-    if "mask" in answer:
-        (tmp_path / "panda-mask.png").write_bytes(base64.b64decode(answer["mask"].split(",", 1)[1]))
+    if "mask" in answer:  # saved under the name the page gives
+        (tmp_path / answer["mask_file"]).write_bytes(base64.b64decode(answer["mask"].split(",", 1)[1]))
     command = shlex.split(answer["command"])
-    assert command[0] == "panda" and "--num_samples" in command
+    assert command[0] == "panda" and command[-2:] == ["--output", answer["output"]]
     run(command[1:])
-    (written,) = tmp_path.glob(f"{payload.get('action', 'edit')}.png")
-    np.testing.assert_array_equal(middle_cell(written), pixels(answer["edited"]))
+    (written,) = tmp_path.glob("*seed5.png")
+    assert written.name == answer["output"] == f"{payload.get('action', 'edit')}-seed5.png"
+    np.testing.assert_array_equal(file_pixels(written), pixels(answer["edited"]))  # the whole file is the page's image
     assert answer["options"]["seed"] == 5
 
 
@@ -184,9 +121,9 @@ def test_the_gallery_ranks_by_the_spread_of_eq_18_scores_and_shows_each_edit(edi
 
 def test_a_mask_round_trips_from_the_canvas_through_the_exported_file():
     mask = square_mask()
-    from_canvas = mask_from_data_url(canvas_data_url(mask))
+    from_canvas = mask_from_data_url(canvas_data_url(mask), (64, 64))
     assert torch.equal(from_canvas, torch.from_numpy(mask).float() / 255)
-    assert torch.equal(load_mask(io.BytesIO(mask_png(from_canvas))), from_canvas)
+    assert torch.equal(load_mask(mask_png(from_canvas)), from_canvas)
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -222,8 +159,8 @@ def test_bad_requests_say_what_is_wrong_and_the_server_goes_on(editor, served, m
         ({"seed": 0, "part": 0, "parts": "knn"}, r"parts='knn' must be one of 'global', 'full', 'mutual_knn'"),
         ({"seed": 0, "action": "rewrite", "appearance": 0}, r"action='rewrite' needs a source"),
         ({"seed": 0, "mask": canvas_data_url(np.zeros((10, 10), np.uint8)), "appearance": 0},
-         r"mask has shape \(10, 10\); it must be the layer's \(H, W\) = \(16, 16\) or a whole multiple"),
-        ({"seed": 0, "mask": "data:image/png;base64,AAAA", "appearance": 0}, r"mask cannot be read as a PNG image"),
+         r"mask is 10 x 10 pixels; it must be 64 x 64"),
+        ({"seed": 0, "mask": "data:image/png;base64,AAAA", "appearance": 0}, r"mask is not a PNG image"),
         ({"seed": 0, "colour": "red"}, r"unknown request field\(s\) colour; the fields are"),
         (b"{not json", r"the request is not JSON"),
         (b"[1, 2]", r"the request must be a JSON object, not list"),
@@ -244,13 +181,13 @@ def test_bad_requests_say_what_is_wrong_and_the_server_goes_on(editor, served, m
 
 @pytest.mark.slow
 def test_the_page_loads_nothing_from_elsewhere(served):
-    with urllib.request.urlopen(served + "/") as response:
+    with urllib.request.urlopen(f"{served.url}/?token={served.token}") as response:
         page, policy = response.read().decode(), response.headers["Content-Security-Policy"]
     assert policy.startswith("default-src 'self'") and "connect-src 'self'" in policy
     texts = [page]
     for name in re.findall(r'(?:src|href)="([^"]+)"', page):
         if not name.startswith("data:"):
-            with urllib.request.urlopen(f"{served}/{name}") as response:
+            with urllib.request.urlopen(f"{served.url}/{name}") as response:
                 texts.append(response.read().decode())
     assert len(texts) == 3  # the page, its script and its style
     assert not any(re.search(r"https?://|//[a-z]", text.replace("http-equiv", "")) for text in texts)

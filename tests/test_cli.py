@@ -143,15 +143,34 @@ def test_an_edit_at_a_hand_drawn_mask_changes_the_image_there(fitted, tmp_path):
         ),
         (["--edits", "[[0, 500, 1.0]]"], r"appearance=500 must be an integer from 0 to 127 \(an index into the 128 appearances\)"),
         (["--edits", "[[9, 0, 1.0]]"], r"part=9 must be an integer from 0 to 7 \(an index into the 8 parts\)"),
-        (["--edits", "[['missing.png', 0, 1.0]]"], r"mask 'missing\.png' cannot be read as an image"),
+        (["--edits", "[['missing.png', 0, 1.0]]"], r"mask 'missing\.png' cannot be read: no such file"),
+        (["--edits", "[['MASK.jpg', 0, 1.0]]"], r"mask '.*MASK\.jpg' is not a PNG image"),
         (["--edits", "[[0, 1, 1.0]]", "--refine", "knn"], r"affinity='knn' must be one of 'full', 'mutual_knn'"),
         (["--edits", "[[0, 1, 1.0]]", "--refine", "mutual_knn", "--num_neighbours", "256"],
          r"num_neighbours=256 must be an integer from 1 to 255 \(S - 1, with S = 256"),
     ],
 )
 def test_picture_subcommands_name_bad_input(fitted, tmp_path, extra, message):
+    Image.new("L", (64, 64), 255).save(tmp_path / "MASK.jpg")  # a mask in another format than PNG
+    extra = [each.replace("MASK.jpg", str(tmp_path / "MASK.jpg")) for each in extra]
     with pytest.raises(ValueError, match=message):
         run(_picture_args(fitted, "edit", "--output", str(tmp_path / "x.png"), *extra))
+
+
+@pytest.mark.slow
+def test_layout_edited_writes_each_edited_image_alone_at_full_size(fitted, tmp_path):
+    edits = ["--edits", "[[0, 5, 3.0]]", "--num_samples", "2", "--seed", "3"]
+    run(_picture_args(fitted, "edit", *edits, "--output", str(tmp_path / "rows.png")))
+    run(_picture_args(fitted, "edit", *edits, "--layout", "edited", "--output", str(tmp_path / "alone.png")))
+    assert sorted(path.name for path in tmp_path.glob("alone*.png")) == ["alone_0.png", "alone_1.png"]
+    with Image.open(tmp_path / "rows.png") as picture:
+        rows = np.asarray(picture.convert("RGB"))
+    for i in range(2):
+        with Image.open(tmp_path / f"alone_{i}.png") as picture:
+            alone = np.asarray(picture.convert("RGB"))
+        top = HEADER_HEIGHT + i * CELL + 2
+        assert alone.shape == (64, 64, 3)
+        np.testing.assert_array_equal(alone, rows[top : top + 128 : 2, CELL + 2 : CELL + 130 : 2])  # the middle column
 
 
 def _console(*args, env=None):

@@ -9,13 +9,14 @@ images and refined parts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import cached_property, wraps
 from typing import Any, TypeVar
 
 import torch
@@ -25,12 +26,11 @@ from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
 from panda_lightning.functional.editing import appearance_spread, mask_at_layer, part_mask, saliency_maps
 from panda_lightning.functional.validation import check_choice, check_float, check_index, check_int
-from panda_lightning.images import at_most, difference_image, part_masks, segmentation_overlay, to_unit_range
+from panda_lightning.images import at_most, difference_image, mask_png, part_masks, segmentation_overlay, to_unit_range
 from panda_lightning.uses import Edit, concept_rewrite, local_edits, object_removal
 
 PART_CHOICES = ("global", "full", "mutual_knn")  # the global parts, or each sample's refined with this affinity
 ACTIONS = ("edit", "remove", "rewrite")
-MASK_FILE = "panda-mask.png"  # the name an exported command gives a hand-drawn mask
 MAX_ALPHA = 100.0
 MAX_SEED = 2**53 - 1  # the largest integer a page's numbers keep exactly
 
@@ -157,6 +157,11 @@ class Editor:
             self._samples.popitem(last=False)
         return sample
 
+    @cached_property
+    def image_size(self) -> tuple[int, int]:
+        """``(H_img, W_img)`` of the generator's images (of every sample)."""
+        return tuple(self.sample(0).image.shape[1:])
+
     @_serialised
     def parts(self, seed: int, parts: str = "global") -> Tensor:
         """The global parts ``(S, R_S)``, or the sample's refined with affinity ``parts``, ``(1, S, R_S)``."""
@@ -245,24 +250,36 @@ class Editor:
             check_index("source", request.source, self.num_appearances, "appearances")
         return request
 
+    @staticmethod
+    def mask_file(mask: Tensor) -> str:
+        """The name an exported command gives a hand-drawn mask, after its content: two masks
+        saved side by side keep their own."""
+        return f"panda-mask-{hashlib.sha256(mask_png(mask)).hexdigest()[:10]}.png"
+
+    @staticmethod
+    def output_file(request: EditRequest) -> str:
+        """The name of the image an exported command writes, and the page downloads."""
+        return f"{request.action}-seed{request.seed}.png"
+
     def options(self, request: EditRequest) -> dict[str, Any]:
-        """The options of ``panda <action>`` that make this edit (of its first sample); a mask
-        is named :data:`MASK_FILE`."""
+        """The options of ``panda <action>`` that make this edit (of its first sample), with the
+        edited image alone as its picture; a mask is named by :meth:`mask_file`."""
         self.check(request)
-        where = MASK_FILE if request.mask is not None else request.part
+        where = self.mask_file(request.mask) if request.mask is not None else request.part
         refined = {} if request.refine is None or request.mask is not None else {"refine": request.refine, "num_neighbours": self.num_neighbours}
-        common = {"seed": request.seed, "num_samples": 1}
         if request.action == "edit":
-            return {**common, "edits": [[where, request.appearance, request.alpha]], **refined}
-        if request.action == "remove":
-            return {**common, "where": where, **refined}
-        return {**common, "source": request.source, "target": request.appearance, "alpha": request.alpha}
+            action = {"edits": [[where, request.appearance, request.alpha]], **refined}
+        elif request.action == "remove":
+            action = {"where": where, **refined}
+        else:
+            action = {"source": request.source, "target": request.appearance, "alpha": request.alpha}
+        return {"seed": request.seed, "num_samples": 1, **action, "layout": "edited"}
 
     def command(self, request: EditRequest) -> str:
-        """The ``panda`` command that writes this edit (in its middle column), bit for bit."""
-        options = self.options(request)
+        """The ``panda`` command that writes this edit's image, bit for bit, to :meth:`output_file`."""
+        options = {**self.options(request), "output": self.output_file(request)}
         words = [f"--{name} {shlex.quote(json.dumps(value) if isinstance(value, list) else str(value))}" for name, value in options.items()]
-        return " ".join(word for word in ["panda", request.action, self.command_prefix, *words, f"--output {request.action}.png"] if word)
+        return " ".join(word for word in ["panda", request.action, self.command_prefix, *words] if word)
 
     def edit_function(self, request: EditRequest) -> Edit:
         """The edit of the activations that :meth:`options` ask ``panda <action>`` for, built by the same code."""

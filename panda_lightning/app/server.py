@@ -1,194 +1,160 @@
-"""The web side of ``panda app``: a page and a JSON API over an :class:`~panda_lightning.app.editor.Editor`,
-served by the standard library's threading HTTP server to this machine alone by default.
+"""The web side of ``panda app``: the page and the JSON API of :class:`~panda_lightning.app.api.EditorAPI`,
+on the standard library's threading HTTP server, to this machine alone by default.
 
-The page (``static/``) loads nothing from elsewhere, and its Content-Security-Policy forbids it
-to. Each request carries the whole state of its tab, so tabs are independent. A request whose
-values are bad is answered ``400 {"error": ...}`` with the message the page shows; a failure of
-the server's own is answered ``500`` with one line, and the server goes on serving.
+Every request passes the checks of :class:`~panda_lightning.app.guard.Guard` (who is asking,
+what they send, how much) before its body is read. The page (``static/``) loads nothing from
+elsewhere, and its Content-Security-Policy forbids it to and forbids framing it. Each request
+carries the whole state of its tab, so tabs are independent. A request whose values are bad is
+answered ``400 {"error": ...}`` with the message the page shows; a refused one with its status
+(403, 411, 413, 415) and one line; a failure of the server's own ``500`` with one line, and the
+server goes on serving.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import html
 import io
 import json
 import logging
+import socket
+import sys
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from PIL import Image
-from torch import Tensor
-
-from panda_lightning.app.editor import EditRequest, Editor
-from panda_lightning.images import at_most, mask_from_image, mask_png, part_colours, image_bytes
+from panda_lightning.app.api import EditorAPI, read_request
+from panda_lightning.app.editor import Editor
+from panda_lightning.app.guard import DeadlineReader, Guard, Limits, Refused
 
 log = logging.getLogger(__name__)
 
-STATIC = {"/": ("index.html", "text/html"), "/editor.js": ("editor.js", "text/javascript"), "/editor.css": ("editor.css", "text/css")}
+STATIC = {"/editor.js": ("editor.js", "text/javascript"), "/editor.css": ("editor.css", "text/css")}
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-ENCODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="panda-app-png")
-MAX_BODY = 32 * 2**20  # a 1024 px mask is well under this
-PREVIEW_SIZE = 512  # images larger are shown shrunk, as JPEG (the page shows them smaller still); downloads are whole PNG
+TOKEN_PLACEHOLDER = '<meta name="panda-token" content="">'
+NO_TOKEN_PAGE = """<!doctype html><meta charset="utf-8"><title>PandA editor</title>
+<p>Open the address that <code>panda app</code> printed when it started, with its token
+(<code>http://{address}/?token=...</code>).</p>"""
 
 
-def encoded(content: bytes, kind: str = "png") -> str:
-    """A file's ``content`` as a ``data:image/<kind>`` URL."""
-    return f"data:image/{kind};base64," + base64.b64encode(content).decode()
-
-
-def data_url(image: Tensor) -> str:
-    """``image: (3, H, W)`` in ``[0, 1]`` as a PNG ``data:`` URL, the pixels ``panda edit`` writes."""
-    return encoded(image_bytes(image))
-
-
-def preview_url(image: Tensor, shrunk: bool) -> str:
-    """``image`` as :func:`data_url`; shrunk (to :data:`PREVIEW_SIZE`), as a JPEG instead, which
-    encodes several times faster than a PNG: the slider waits for it."""
-    if not shrunk:
-        return data_url(image)
-    return encoded(image_bytes(image, "JPEG", quality=90), "jpeg")
-
-
-def mask_from_data_url(url: Any) -> Tensor:
-    """A brush's strokes, a PNG ``data:`` URL of a clear canvas, as a mask: its opacity in ``[0, 1]``."""
-    prefix = "data:image/png;base64,"
-    if not isinstance(url, str) or not url.startswith(prefix):
-        raise ValueError("mask must be a PNG data: URL of the canvas the brush draws on.")
-    try:
-        with Image.open(io.BytesIO(base64.b64decode(url[len(prefix):], validate=True))) as canvas:
-            # As load_mask reads a file, so that the exported mask gives the same values.
-            return mask_from_image(canvas.getchannel("A") if canvas.mode in ("RGBA", "LA") else canvas)
-    except (binascii.Error, OSError) as error:
-        raise ValueError(f"mask cannot be read as a PNG image: {error}") from error
-
-
-def edit_request(payload: dict[str, Any]) -> EditRequest:
-    """The :class:`EditRequest` of a page's JSON; the editor checks its values."""
-    known = {"seed", "action", "parts", "part", "mask", "appearance", "alpha", "source"}
-    unknown = sorted(set(payload) - known)
-    if unknown:
-        raise ValueError(f"unknown request field(s) {', '.join(unknown)}; the fields are {', '.join(sorted(known))}.")
-    values = dict(payload)
-    if values.get("mask") is not None:
-        values["mask"] = mask_from_data_url(values["mask"])
-    if "seed" not in values:
-        raise ValueError("the request needs a seed.")
-    return EditRequest(**values)
-
-
-class EditorAPI:
-    """The answers to the page's requests, as JSON-ready dicts (served by :func:`serve`)."""
-
-    def __init__(self, editor: Editor):
-        self.editor = editor
-        self.routes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-            "/api/info": self.info,
-            "/api/sample": self.sample,
-            "/api/part": self.part,
-            "/api/gallery": self.gallery,
-            "/api/edit": self.edit,
-        }
-
-    def info(self, payload: dict[str, Any]) -> dict[str, Any]:
-        editor = self.editor
-        colours = ["#" + "".join(f"{round(255 * float(c)):02x}" for c in colour) for colour in part_colours(editor.num_parts)]
-        return {
-            "num_parts": editor.num_parts, "num_appearances": editor.num_appearances, "colours": colours,
-            "layer": editor.fitted.hparams.get("layer"), "generator": type(editor.datamodule.generator).__name__,
-        }
-
-    def sample(self, payload: dict[str, Any]) -> dict[str, Any]:
-        request = edit_request({"seed": payload.get("seed"), "parts": payload.get("parts", "global")})
-        image = self.editor.sample(request.seed).image.cpu()
-        overlay = self.editor.overlay(request.seed, request.parts)
-        size, shrunk = list(image.shape[1:]), max(image.shape[1:]) > PREVIEW_SIZE
-        image, overlay = (at_most(each, PREVIEW_SIZE) for each in (image, overlay))
-        return {"seed": request.seed, "size": size, "image": preview_url(image, shrunk), "overlay": preview_url(overlay, shrunk)}
-
-    def part(self, payload: dict[str, Any]) -> dict[str, Any]:
-        request = edit_request({"seed": payload.get("seed"), "parts": payload.get("parts", "global")})
-        return {"part": self.editor.part_at(request.seed, request.parts, payload.get("x"), payload.get("y"))}
-
-    def gallery(self, payload: dict[str, Any]) -> dict[str, Any]:
-        items = self.editor.gallery(edit_request(payload))
-        return {"items": [{"appearance": j, "spread": score, "image": data_url(image)} for j, score, image in items]}
-
-    def edit(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """The edited image and its difference, shrunk to :data:`PREVIEW_SIZE`, with the command that
-        makes it; with ``"full": true``, the edited image alone at full size (for the download)."""
-        whole = payload.get("full", False) is True
-        request = edit_request({key: value for key, value in payload.items() if key != "full"})
-        if whole:
-            return {"edited": data_url(self.editor.edit(request)[0])}
-        edited, difference = self.editor.edit(request, largest=PREVIEW_SIZE)
-        shrunk = max(self.editor.sample(request.seed).image.shape[1:]) > PREVIEW_SIZE
-        # Two encodings at once: Pillow lets go of the interpreter while it compresses.
-        edited_url, difference_url = ENCODERS.map(preview_url, (edited, difference), (shrunk, shrunk))
-        answer = {
-            "edited": edited_url, "difference": difference_url, "shrunk": shrunk,
-            "command": self.editor.command(request), "options": self.editor.options(request),
-        }
-        if request.mask is not None:
-            answer["mask"] = encoded(mask_png(request.mask))
-        return answer
+def _page(token: str) -> bytes:
+    page = resources.files("panda_lightning.app").joinpath("static", "index.html").read_text()
+    return page.replace(TOKEN_PLACEHOLDER, f'<meta name="panda-token" content="{html.escape(token)}">').encode()
 
 
 class _Handler(BaseHTTPRequestHandler):
-    api: EditorAPI  # set on the subclass that serve() makes
+    api: EditorAPI  # these two are set on the subclass that make_server() makes
+    guard: Guard
     server_version = "panda-app"
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()
+        self._reader = DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        # The whole request (line, headers, body) must arrive within the limit.
+        self._reader.deadline = time.monotonic() + self.guard.limits.request_seconds
+        super().handle_one_request()
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        path = self.path.split("?", 1)[0]
-        if path not in STATIC:
-            self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
-            return
-        name, kind = STATIC[path]
-        self._send(HTTPStatus.OK, resources.files("panda_lightning.app").joinpath("static", name).read_bytes(), f"{kind}; charset=utf-8")
+        try:
+            self.guard.check_origin(self.headers, self.guard.check_host(self.headers))
+            address = urlsplit(self.path)
+            if address.path in STATIC:
+                name, kind = STATIC[address.path]
+                self._send(HTTPStatus.OK, resources.files("panda_lightning.app").joinpath("static", name).read_bytes(), f"{kind}; charset=utf-8")
+            elif address.path == "/":
+                self._index(parse_qs(address.query).get("token", [None])[0])
+            else:
+                raise Refused(HTTPStatus.NOT_FOUND, "not found")
+        except Refused as refusal:
+            self._json(refusal.status, {"error": str(refusal)})
+
+    def _index(self, token: str | None) -> None:
+        if token is not None and self.guard.is_token(token):
+            self._send(HTTPStatus.OK, _page(token), "text/html; charset=utf-8", {"Set-Cookie": self.guard.set_cookie()})
+        elif (token := self.guard.token_from_cookie(self.headers)) is not None:
+            self._send(HTTPStatus.OK, _page(token), "text/html; charset=utf-8")
+        else:
+            address = html.escape(f"{self.guard.host}:{self.guard.port}")
+            self._send(HTTPStatus.FORBIDDEN, NO_TOKEN_PAGE.format(address=address).encode(), "text/html; charset=utf-8")
 
     def do_POST(self) -> None:  # noqa: N802
-        route = self.api.routes.get(self.path)
-        if route is None:
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such request {self.path!r}; they are {', '.join(self.api.routes)}."})
-            return
         started = time.perf_counter()
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise ValueError(f"the request has {length} bytes; at most {MAX_BODY} are read.")
-            payload = json.loads(self.rfile.read(length) or b"{}")
-            if not isinstance(payload, dict):
-                raise ValueError(f"the request must be a JSON object, not {type(payload).__name__}.")
-            answer = route(payload)
-        except json.JSONDecodeError as error:
-            self._json(HTTPStatus.BAD_REQUEST, {"error": f"the request is not JSON: {error}"})
+            guard = self.guard
+            guard.check_origin(self.headers, guard.check_host(self.headers))
+            route = self.api.routes.get(self.path)
+            if route is None:
+                raise Refused(HTTPStatus.NOT_FOUND, f"no such request; they are {', '.join(self.api.routes)}.")
+            guard.check_token(self.headers)
+            guard.check_json(self.headers)
+            length = guard.body_length(self.headers)
+            try:
+                body = self.rfile.read(length)
+            except OSError:  # the client took too long, or went away
+                body = b""
+            if len(body) < length:
+                self.close_connection = True
+                return
+            answer = route(read_request(body))
+        except Refused as refusal:
+            self._json(refusal.status, {"error": str(refusal)})
+            self._discard_unread()
             return
         except ValueError as error:  # a bad value from the page, said by the checks
-            self._json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+            self._json(HTTPStatus.BAD_REQUEST, {"error": _one_line(error)})
             return
         except Exception as error:  # the page says it and the server goes on: one request failed, not the app
-            log.exception("request %s failed", self.path)
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(error).__name__}: {error}".splitlines()[0]})
+            log.exception("request %s failed", self.path[:100])
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": _one_line(error, with_type=True)})
             return
         self._json(HTTPStatus.OK, {**answer, "milliseconds": round(1000 * (time.perf_counter() - started), 1)})
+
+    def _discard_unread(self) -> None:
+        # A client refused while it still sends its body would see a reset connection, not the
+        # answer: drop what it sends until it stops, within the time a request may take.
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            while self.rfile.read1(2**16):
+                pass
+        except OSError:  # (the time is up, or the client went away)
+            pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own errors (a malformed request line, an unknown method) repeat the request; these do not.
+        self.close_connection = True
+        self.request_version = "HTTP/1.0"  # (http.server answers a line it could not read as HTTP/0.9: no status)
+        self._json(HTTPStatus(code), {"error": f"{HTTPStatus(code).phrase}."})
 
     def _json(self, status: HTTPStatus, body: dict[str, Any]) -> None:
         self._send(status, json.dumps(body).encode(), "application/json")
 
-    def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+    def _send(self, status: HTTPStatus, body: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
+        # A client that does not read its answer holds the thread no longer than a request may take to arrive.
+        self.connection.settimeout(self.guard.limits.request_seconds)
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
@@ -197,9 +163,65 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug(format, *args)
 
 
-def make_server(editor: Editor, host: str = "127.0.0.1", port: int = 7860) -> ThreadingHTTPServer:
-    """An HTTP server of the page and the API at ``host:port`` (``port=0``: a free one), not yet serving."""
-    handler = type("EditorHandler", (_Handler,), {"api": EditorAPI(editor)})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+def _one_line(error: Exception, with_type: bool = False, limit: int = 1000) -> str:
+    text = f"{type(error).__name__}: {error}" if with_type else str(error)
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "\u2026"
+
+
+class EditorServer(ThreadingHTTPServer):
+    """A threading HTTP server that serves at most ``limits.max_connections`` connections at once:
+    one more is answered ``503`` at once and closed, rather than given a thread."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], limits: Limits):
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(limits.max_connections)
+
+    def process_request(self, request: socket.socket, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            body = json.dumps({"error": "the server is serving as many connections as it takes; try again."}).encode()
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: socket.socket, client_address: Any) -> None:
+        # A client that goes away mid-answer is no error of the server's: one line, not a traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            log.debug("connection from %s ended: %s", client_address, error)
+        else:
+            super().handle_error(request, client_address)
+
+
+def make_server(
+    editor: Editor, host: str = "127.0.0.1", port: int = 7860, token: str | None = None, limits: Limits | None = None
+) -> EditorServer:
+    """An HTTP server of the page and the API at ``host:port`` (``port=0``: a free one), not yet
+    serving; ``server.guard.token`` is the launch's token (random unless given), and
+    ``server.url`` the address to open, with it."""
+    limits = limits or Limits()
+    server = EditorServer((host, port), _Handler, limits)
+    guard = Guard(host, server.server_address[1], limits=limits, **({} if token is None else {"token": token}))
+    server.RequestHandlerClass = type("EditorHandler", (_Handler,), {"api": EditorAPI(editor), "guard": guard})
+    server.guard = guard
+    shown = f"[{host}]" if ":" in host else host
+    server.url = f"http://{shown}:{guard.port}/?token={guard.token}"
     return server

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 
 from lightning.pytorch.utilities import rank_zero_warn
 
 from panda_lightning import PandA
 from panda_lightning.app import Editor, make_server
+from panda_lightning.app.guard import is_loopback
 from panda_lightning.cli.shared import documents_shared_options, load_fitted
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.functional.validation import check_int
@@ -34,7 +34,8 @@ class AppCommand:
     ) -> None:
         """Edit samples in the browser: a local page where you pick a part by clicking on the image
         (or paint a mask), pick an appearance from a gallery, and see the edit as the strength
-        slider moves; it exports the ``panda edit`` command that makes the same image.
+        slider moves; it exports the ``panda edit`` command that makes the same image. Open the
+        address it prints: its token lets this page, and no other, use the server.
 
         Args:
             host: the address to serve at; the default is this machine only.
@@ -48,11 +49,10 @@ class AppCommand:
         fitted = load_fitted(model, datamodule, ckpt_path, weights_only)
         prefix = " ".join([*(f"--config {shlex.quote(path)}" for path in config_files or []), f"--ckpt_path {shlex.quote(ckpt_path)}"])
         editor = Editor(fitted, datamodule, prefix, gallery_size, gallery_alpha, ranking_samples, num_neighbours)
-        if not _is_loopback(host):
-            rank_zero_warn(f"host={host!r}: anyone who can reach this machine at that address can use the app.")
+        if not is_loopback(host):
+            rank_zero_warn(f"host={host!r}: anyone who can reach this machine at that address and has the token can use the app.")
         server = make_server(editor, host, port)
-        shown = f"[{host}]" if ":" in host else host
-        print(f"panda app: serving at http://{shown}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
+        print(f"panda app: serving at {server.url} (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -60,11 +60,3 @@ class AppCommand:
         finally:
             server.server_close()
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

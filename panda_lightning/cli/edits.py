@@ -11,7 +11,8 @@ from panda_lightning.uses import concept_rewrite, local_edits, object_removal
 
 
 class EditCommands:
-    """The Trainer's edit subcommands; each writes a PNG of original | edited | difference rows."""
+    """The Trainer's edit subcommands; each writes a PNG of original | edited | difference rows, or
+    with ``--layout edited`` the edited images alone, as ``panda app`` shows and exports them."""
 
     @documents_shared_options
     def edit(
@@ -23,6 +24,7 @@ class EditCommands:
         num_samples: int = 6,
         seed: int = 0,
         output: str = "edit.png",
+        layout: str = "rows",
         refine: str | None = None,
         num_neighbours: int = 16,
         weights_only: bool | None = None,
@@ -42,7 +44,7 @@ class EditCommands:
         edit = local_edits(load_fitted(model, datamodule, ckpt_path, weights_only), edits, refine, num_neighbours)
         latents = datamodule.preview_latents(num_samples, seed)
         at = "" if refine is None else f" at parts refined with the {refine} affinity"
-        return before_after(datamodule, latents, edit, output, f"{len(edits)} edit(s){at}")
+        return before_after(datamodule, latents, edit, output, f"{len(edits)} edit(s){at}", layout)
 
     @documents_shared_options
     def remove(
@@ -57,6 +59,7 @@ class EditCommands:
         num_samples: int = 6,
         seed: int = 0,
         output: str = "remove.png",
+        layout: str = "rows",
         refine: str | None = None,
         num_neighbours: int = 16,
         weights_only: bool | None = None,
@@ -78,7 +81,7 @@ class EditCommands:
         edit = object_removal(fitted, where, appearance, alpha, border, refine, num_neighbours)
         filled = "each sample's border" if appearance is None else f"appearance {appearance} at alpha {alpha}"
         what = f"removed {where!r}, filled with {filled}"
-        return before_after(datamodule, datamodule.preview_latents(num_samples, seed), edit, output, what)
+        return before_after(datamodule, datamodule.preview_latents(num_samples, seed), edit, output, what, layout)
 
     @documents_shared_options
     def rewrite(
@@ -92,6 +95,7 @@ class EditCommands:
         num_samples: int = 6,
         seed: int = 0,
         output: str = "rewrite.png",
+        layout: str = "rows",
         weights_only: bool | None = None,
     ) -> Path:
         """Replace appearance ``source`` by ``target`` wherever it is present (Eq. 14-16).
@@ -104,4 +108,4 @@ class EditCommands:
         """
         edit = concept_rewrite(load_fitted(model, datamodule, ckpt_path, weights_only), source, target, alpha)
         latents = datamodule.preview_latents(num_samples, seed)
-        return before_after(datamodule, latents, edit, output, f"appearance {source} -> {target}")
+        return before_after(datamodule, latents, edit, output, f"appearance {source} -> {target}", layout)

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from panda_lightning import PandA
 from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.functional.validation import check_choice
 from panda_lightning.images import difference_image, save_png, tile, to_unit_range
 
 # The options every subcommand on a checkpoint takes, with their help (jsonargparse reads a
@@ -22,6 +23,8 @@ SHARED_OPTIONS = {
     "ckpt_path": "the fitted checkpoint (``panda fit`` writes it, as ``last.ckpt``).",
     "seed": "seed of the samples' latents.",
     "output": "the PNG to write.",
+    "layout": "``rows``: one row per sample, original | edited | difference; ``edited``: the edited "
+    "image alone at the generator's size (with several samples, ``output``'s name numbered: ``edit_0.png``, ...).",
     "weights_only": "as in ``fit``: how to load the checkpoint.",
 }
 
@@ -50,13 +53,22 @@ def load_fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, 
     return fitted.eval()
 
 
+LAYOUTS = ("rows", "edited")
+
+
 def before_after(
-    datamodule: GeneratorActivations, latents: Tensor, edit: Callable[[Tensor], Tensor], output: str, what: str
+    datamodule: GeneratorActivations, latents: Tensor, edit: Callable[[Tensor], Tensor], output: str, what: str,
+    layout: str = "rows",
 ) -> Path:
+    check_choice("layout", layout, LAYOUTS)
     original, (edited,) = datamodule.generate_with_edits(latents, [edit])
     original, edited = to_unit_range(original.float().cpu()), to_unit_range(edited.float().cpu())
-    difference = difference_image(original, edited)
     rank_zero_info(f"{what}: mean absolute change per pixel {(edited - original).abs().mean().item():.4f}")
+    if layout == "edited":
+        path = Path(output)
+        paths = [path] if len(edited) == 1 else [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(len(edited))]
+        return [write(image, each) for image, each in zip(edited, paths)][0]
+    difference = difference_image(original, edited)
     columns = ["original", "edited", "difference"]
     # At the generator's full size, however large: the pictures of a fit are the small ones.
     return write(tile(torch.stack([original, edited, difference], dim=1), columns=columns, largest=None), output)

@@ -14,6 +14,21 @@ from collections.abc import Iterable
 from typing import Any
 
 
+SHOWN = 60  # characters of a bad value that a message repeats
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`SHOWN` characters: a message names a bad value, and does not
+    echo a value of megabytes back to whoever sent it."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's limit on digits converted to text
+        return f"<an integer of {value.bit_length()} bits>"
+    if len(text) <= SHOWN:
+        return text
+    return f"{text[: SHOWN - 1]}… ({len(text)} characters)"
+
+
 def _range(low: float | None, high: float | None, low_inclusive: bool = True, high_inclusive: bool = True) -> str:
     if low is not None and high is not None:
         if low_inclusive and high_inclusive:
@@ -33,7 +48,7 @@ def _fail(name: str, value: Any, kind: str, bounds: str, why: str | None) -> Val
             kind, bounds = f"a {sign} {kind.split(' ', 1)[1]}", ""
     if bounds == " of at least 1" and kind == "an integer":
         kind, bounds = "a positive integer", ""
-    return ValueError(f"{name}={value!r} must be {kind}{bounds}{f' ({why})' if why else ''}.")
+    return ValueError(f"{name}={shown(value)} must be {kind}{bounds}{f' ({why})' if why else ''}.")
 
 
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None, why: str | None = None) -> int:
@@ -63,12 +78,19 @@ def check_float(
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if (
         not number
-        or not math.isfinite(value)
+        or not _finite(value)
         or (low is not None and (value < low if low_inclusive else value <= low))
         or (high is not None and (value > high if high_inclusive else value >= high))
     ):
         raise _fail(name, value, "a finite number", _range(low, high, low_inclusive, high_inclusive), why)
     return float(value)
+
+
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits, as JSON may carry
+        return False
 
 
 def check_index(name: str, index: Any, size: int, what: str) -> int:
@@ -80,5 +102,5 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """``value`` when it is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
-        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}.")
+        raise ValueError(f"{name}={shown(value)} must be one of {', '.join(map(repr, choices))}.")
     return value

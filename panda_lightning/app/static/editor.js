@@ -1,38 +1,71 @@
 // The page of `panda app`. All of a tab's state lives here and goes with every request, so the
-// server holds none of it and tabs never meet. Requests of a kind are coalesced: while one is
-// on its way, a newer state waits, and only the latest is sent when it returns.
+// server holds none of it and tabs never meet.
+//
+// What the page shows is always one state's: `state` is what the controls ask for, `shown` the
+// state whose answers are on screen. A change of `state` runs `refresh`, which asks the server
+// for what that state needs (the sample, the region's gallery, the edit) and paints it all at
+// once when every answer is in; while it works the page says so. If a newer state arrives
+// meanwhile, the older answers are never painted; if a request fails, the controls go back to
+// `shown`, and the error is said.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const TOKEN = document.querySelector('meta[name="panda-token"]').content;
+// The token came in the address: keep it out of the address bar, the history and shared links.
+history.replaceState(null, "", location.pathname + location.hash);
 
-const state = {
-  seed: 0,
-  parts: "global",
-  part: null,        // the chosen part, or
-  masked: false,     // a painted mask (the canvas) as the region
-  appearance: null,
-  alpha: 0,
-  action: "edit",
-  source: null,
-  tool: "pick",
-  size: null,        // [height, width] of the generator's images
-};
-window.pandaState = state;  // read by the browser test
-window.pandaEdits = 0;      // edits shown so far
-window.pandaBusy = 0;       // requests on their way
+const DEFAULTS = { seed: 0, parts: "global", part: null, mask: null, appearance: null, alpha: 0, action: "edit", source: null };
+const KEPT_IN_ADDRESS = ["seed", "parts", "part", "appearance", "alpha", "action", "source"];  // a mask is too large for an address
+
+let state = { ...DEFAULTS };
+let shown = null;
+const undoStack = [];
+let info = null;
+let tool = "pick";
+
+window.pandaState = () => state;  // read by the browser tests
+window.pandaShown = () => shown;
+window.pandaEdits = 0;            // edits painted so far
+window.pandaBusy = 0;             // requests on their way
 
 // -- requests ---------------------------------------------------------------------------------
 
+class Stopped extends Error {}
+
+// The page says it is working while anything is asked, or answers wait to be painted.
+function showWorking() {
+  document.body.classList.toggle("busy", running || window.pandaBusy > 0);
+}
+window.pandaWorking = () => document.body.classList.contains("busy");
+
 async function post(path, payload) {
   window.pandaBusy += 1;
+  showWorking();
   try {
-    const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.statusText);
+    let response;
+    try {
+      response = await fetch(path, {
+        method: "POST", body: JSON.stringify(payload),
+        headers: { "Content-Type": "application/json", "X-PandA-Token": TOKEN },
+      });
+    } catch (error) {
+      throw new Stopped("the server stopped");
+    }
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(answer.error || `${response.status} ${response.statusText}`);
     return answer;
   } finally {
     window.pandaBusy -= 1;
+    showWorking();
   }
+}
+
+// The last answer of each kind, by its request: a move of the slider asks for the edit alone.
+const answers = {};
+async function ask(kind, payload) {
+  const key = JSON.stringify(payload);
+  if (!answers[kind] || answers[kind].key !== key) answers[kind] = { key, answer: await post(`/api/${kind}`, payload) };
+  return answers[kind].answer;
 }
 
 function say(message, isError = false) {
@@ -40,235 +73,376 @@ function say(message, isError = false) {
   $("status").classList.toggle("error", isError);
 }
 
-// One request of a kind at a time; the latest state wins.
-function coalesced(send) {
-  let running = false, again = false;
-  const run = async () => {
-    if (running) { again = true; return; }
-    running = true;
-    try { await send(); } catch (error) { say(error.message, true); }
-    running = false;
-    if (again) { again = false; run(); }
-  };
-  return run;
+// -- the state --------------------------------------------------------------------------------
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+function region(s) {
+  if (s.mask !== null) return { mask: s.mask };
+  return s.part === null ? null : { part: s.part };
 }
 
-function region() {
-  if (state.masked) return { mask: $("mask-canvas").toDataURL("image/png") };
-  return state.part === null ? null : { part: state.part };
-}
-
-function request() {
-  const payload = { seed: state.seed, parts: state.parts, action: state.action, alpha: state.alpha };
-  Object.assign(payload, region() || {});
-  if (state.appearance !== null) payload.appearance = state.appearance;
-  if (state.action === "rewrite") payload.source = state.source;
+function editRequest(s) {
+  const payload = { seed: s.seed, parts: s.parts, action: s.action, alpha: s.alpha, appearance: s.appearance, ...region(s) };
+  if (s.action === "rewrite") payload.source = s.source;
   return payload;
 }
 
-// -- the sample and its parts -------------------------------------------------------------------
-
-const loadSample = coalesced(async () => {
-  const wanted = state.seed;
-  const answer = await post("/api/sample", { seed: wanted, parts: state.parts });
-  if (wanted !== state.seed) return;  // a newer seed is on its way
-  state.size = answer.size;
-  const upscaled = answer.size[1] < 256;
-  for (const id of ["image", "overlay", "edited", "difference"]) $(id).classList.toggle("pixelated", upscaled);
-  $("image").src = answer.image;
-  $("overlay").src = answer.overlay;
-  const canvas = $("mask-canvas");
-  if (canvas.width !== answer.size[1] || canvas.height !== answer.size[0]) {
-    canvas.width = answer.size[1];
-    canvas.height = answer.size[0];
-    state.masked = false;
-  }
-  say(`sample of seed ${wanted} (${answer.milliseconds} ms)`);
-  regionChanged();
-});
-
-function setSeed(seed) {
-  state.seed = seed;
-  $("seed").value = seed;
-  loadSample();
+function canEdit(s) {
+  if (s.appearance === null) return false;
+  return s.action === "rewrite" ? s.source !== null : region(s) !== null;
 }
 
-function regionChanged() {
-  document.querySelectorAll("#legend button").forEach((b) => b.classList.toggle("on", !state.masked && Number(b.dataset.part) === state.part));
-  $("region-name").textContent = state.masked ? "at the painted mask" : state.part === null ? "no region yet" : `at part ${state.part}`;
-  loadGallery();
-  editNow();
+// Before the user changes what is asked: the state on screen is where Ctrl-Z returns.
+function markUndoPoint() {
+  if (shown !== null && (undoStack.length === 0 || !same(undoStack[undoStack.length - 1], shown))) undoStack.push({ ...shown });
+  $("undo").disabled = undoStack.length === 0;
 }
 
-async function pickAt(event) {
-  const stage = $("stage").getBoundingClientRect();
-  const x = Math.min(state.size[1] - 1, Math.floor(((event.clientX - stage.left) / stage.width) * state.size[1]));
-  const y = Math.min(state.size[0] - 1, Math.floor(((event.clientY - stage.top) / stage.height) * state.size[0]));
+function change(values) {
+  markUndoPoint();
+  Object.assign(state, values);
+  refresh();
+}
+
+function undo() {
+  const previous = undoStack.pop();
+  $("undo").disabled = undoStack.length === 0;
+  if (previous) { state = { ...previous }; refresh(); }
+}
+
+// -- one refresh at a time, the latest state wins -------------------------------------------------
+
+let running = false, again = false, failure = null;
+
+async function refresh() {
+  if (running) { again = true; return; }
+  running = true;
+  failure = null;
+  showWorking();
   try {
-    const answer = await post("/api/part", { seed: state.seed, parts: state.parts, x, y });
-    choosePart(answer.part);
-  } catch (error) { say(error.message, true); }
+    do {
+      again = false;
+      await refreshOnce({ ...state });
+    } while (again);
+  } finally {
+    running = false;
+    showWorking();
+  }
 }
 
-function choosePart(part) {
-  state.part = part;
-  state.masked = false;
-  regionChanged();
+async function refreshOnce(wanted) {
+  try {
+    const sample = await ask("sample", { seed: wanted.seed, parts: wanted.parts });
+    let gallery = null;
+    if (region(wanted) !== null) {
+      gallery = await ask("gallery", { seed: wanted.seed, parts: wanted.parts, ...region(wanted), action: "edit", alpha: 0 });
+      const ranked = gallery.items.map((item) => item.appearance);
+      if (wanted.appearance === null) wanted.appearance = ranked[0];
+      if (wanted.source === null) wanted.source = ranked[0];
+    }
+    const edit = canEdit(wanted) ? await ask("edit", editRequest(wanted)) : null;
+    if (!same(wanted, stateAsAsked(wanted))) { again = true; return; }  // the user moved on: paint the newer state
+    state = wanted;
+    paint(sample, gallery, edit);
+    shown = { ...wanted };
+    history.replaceState(null, "", "#" + address(shown));
+    if (failure === null) say(edit ? `${shown.action}: ${edit.milliseconds} ms on the server` : `sample of seed ${shown.seed} (${sample.milliseconds} ms)`);
+  } catch (error) {
+    failure = error.message;
+    if (error instanceof Stopped) stopped();
+    else say(error.message, true);
+    if (!same(wanted, stateAsAsked(wanted))) { again = true; return; }  // the user moved on meanwhile: ask for that
+    if (undoStack.length && same(undoStack[undoStack.length - 1], shown)) undoStack.pop();
+    $("undo").disabled = undoStack.length === 0;
+    if (shown === null && !(error instanceof Stopped) && !same(wanted, DEFAULTS)) {
+      state = { ...DEFAULTS };  // an address whose state is not valid here: start from the defaults
+      again = true;
+      return;
+    }
+    if (shown !== null) state = { ...shown };
+    paintControls();
+  }
 }
 
-// -- the brush ------------------------------------------------------------------------------------
+// `state` with the defaults `refreshOnce` fills in taken as `wanted` took them: so that a gallery's
+// first appearance chosen for the user does not count as the user moving on.
+function stateAsAsked(wanted) {
+  return { ...state, appearance: state.appearance ?? wanted.appearance, source: state.source ?? wanted.source };
+}
 
-let painting = false;
+function stopped() {
+  document.body.classList.add("stopped");
+  $("stopped").hidden = false;
+  document.querySelectorAll("input, select, button, textarea").forEach((control) => { control.disabled = true; });
+}
 
-function paint(event) {
+// -- painting: everything from one state and its answers --------------------------------------------
+
+let shownSize = null;  // [height, width] of the sample on screen
+
+function paint(sample, gallery, edit) {
+  shownSize = sample.size;
+  const upscaled = sample.size[1] < 256;
+  for (const id of ["image", "overlay", "original", "edited", "difference"]) $(id).classList.toggle("pixelated", upscaled);
+  $("image").src = sample.image;
+  $("overlay").src = sample.overlay;
+  $("original").src = sample.image;
+  const canvas = $("mask-canvas");
+  if (canvas.width !== sample.size[1] || canvas.height !== sample.size[0]) [canvas.width, canvas.height] = [sample.size[1], sample.size[0]];
+  paintGallery(gallery);
+  if (edit) {
+    $("edited").src = edit.edited;
+    $("difference").src = edit.difference;
+    $("download").href = edit.edited;  // (shrunk: the whole image is asked for on a click)
+    $("download").dataset.whole = edit.shrunk ? "no" : "yes";
+    $("download").download = edit.output;
+    $("command").value = edit.command;
+    $("options").textContent = JSON.stringify(edit.options, null, 2);
+    window.pandaEdits += 1;
+  } else {
+    for (const id of ["edited", "difference"]) $(id).removeAttribute("src");
+    $("command").value = "";
+    $("options").textContent = "";
+  }
+  $("download").hidden = !edit;
+  const mask = edit && edit.mask;
+  $("download-mask").hidden = !mask;
+  $("mask-hint").hidden = !mask;
+  if (mask) {
+    $("download-mask").href = edit.mask;
+    $("download-mask").download = edit.mask_file;
+    $("mask-hint").textContent = `The command reads the mask as ${edit.mask_file}: save it under that name in the folder where you run the command.`;
+  }
+  paintControls();
+}
+
+let galleryKey = null;
+
+function paintGallery(gallery) {
+  const panel = $("gallery");
+  const key = gallery && answers.gallery.key;
+  if (key !== galleryKey) {
+    galleryKey = key;
+    panel.replaceChildren(...(gallery ? gallery.items : []).map((item) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "thumb";
+      button.dataset.appearance = item.appearance;
+      button.title = `appearance ${item.appearance}: spread ${item.spread.toFixed(3)} at this region`;
+      const image = new Image();
+      image.src = item.image;
+      image.alt = `the sample with appearance ${item.appearance} added here`;
+      const caption = document.createElement("span");
+      caption.textContent = `appearance ${item.appearance}`;
+      button.append(image, caption);
+      button.addEventListener("click", () => change({ appearance: item.appearance }));
+      return button;
+    }));
+  }
+}
+
+// The controls from `state`: after a paint, and after a rollback.
+function paintControls() {
+  $("seed").value = state.seed;
+  $("parts").value = state.parts;
+  $("alpha").value = state.alpha;
+  $("alpha-value").textContent = state.alpha.toFixed(1);
+  document.querySelectorAll("input[name=action]").forEach((radio) => { radio.checked = radio.value === state.action; });
+  if (state.source !== null) $("source").value = state.source;
+  document.querySelectorAll("#legend button").forEach((b) => b.classList.toggle("on", state.mask === null && Number(b.dataset.part) === state.part));
+  document.querySelectorAll("#gallery button").forEach((b) => {
+    const on = Number(b.dataset.appearance) === state.appearance;
+    b.classList.toggle("on", on);
+    b.setAttribute("aria-pressed", on);
+  });
+  $("region-name").textContent = state.mask !== null ? "at the painted mask" : state.part === null ? "no region yet" : `at part ${state.part}`;
+  drawMask(state.mask);
+}
+
+// -- the address: a reload or a shared link shows the same edit -------------------------------------
+
+function address(s) {
+  const values = new URLSearchParams();
+  for (const name of KEPT_IN_ADDRESS) if (s[name] !== null && !(name === "part" && s.mask !== null)) values.set(name, s[name]);
+  return values.toString();
+}
+
+function fromAddress() {
+  const values = new URLSearchParams(location.hash.slice(1));
+  const read = { ...DEFAULTS };
+  for (const name of KEPT_IN_ADDRESS) {
+    if (!values.has(name)) continue;
+    const text = values.get(name);
+    read[name] = name === "parts" || name === "action" ? text : Number(text);
+    if (typeof read[name] === "number" && !Number.isFinite(read[name])) read[name] = DEFAULTS[name];
+  }
+  return read;
+}
+
+// -- the brush: strokes are lines between pointer events, in stripes seen over any part ---------------
+
+let stroke = null;     // the last point of the stroke being drawn
+let drawnMask = null;  // the mask the canvas holds
+
+function stripes(context) {
+  const tile = document.createElement("canvas");
+  tile.width = tile.height = 8;
+  const pen = tile.getContext("2d");
+  pen.fillStyle = "#fff";
+  pen.fillRect(0, 0, 8, 8);
+  pen.strokeStyle = "#000";
+  pen.lineWidth = 3;
+  for (const offset of [-8, 0, 8]) { pen.beginPath(); pen.moveTo(offset, 8); pen.lineTo(offset + 8, 0); pen.stroke(); }
+  return context.createPattern(tile, "repeat");
+}
+
+function canvasPoint(event) {
   const canvas = $("mask-canvas"), box = canvas.getBoundingClientRect();
-  const context = canvas.getContext("2d");
-  const scale = canvas.width / box.width;
-  context.globalCompositeOperation = state.tool === "erase" ? "destination-out" : "source-over";
-  context.fillStyle = "rgb(255, 40, 40)";
-  context.beginPath();
-  context.arc((event.clientX - box.left) * scale, (event.clientY - box.top) * scale, (Number($("brush-size").value) / 2) * scale, 0, 2 * Math.PI);
-  context.fill();
+  return { x: ((event.clientX - box.left) / box.width) * canvas.width, y: ((event.clientY - box.top) / box.height) * canvas.height };
 }
 
-function maskIsEmpty() {
+function drawTo(point) {
+  const canvas = $("mask-canvas"), context = canvas.getContext("2d");
+  const width = (Number($("brush-size").value) * canvas.width) / canvas.getBoundingClientRect().width;
+  context.globalCompositeOperation = tool === "erase" ? "destination-out" : "source-over";
+  context.strokeStyle = context.fillStyle = stripes(context);
+  if (stroke === null) {
+    context.beginPath();
+    context.arc(point.x, point.y, width / 2, 0, 2 * Math.PI);
+    context.fill();
+  } else {
+    context.lineWidth = width;
+    context.lineCap = context.lineJoin = "round";
+    context.beginPath();
+    context.moveTo(stroke.x, stroke.y);
+    context.lineTo(point.x, point.y);
+    context.stroke();
+  }
+  stroke = point;
+  drawnMask = undefined;  // (the canvas now holds strokes no state has yet)
+}
+
+function canvasIsEmpty() {
   const canvas = $("mask-canvas");
   const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
   for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) return false;
   return true;
 }
 
-function clearMask() {
-  const canvas = $("mask-canvas");
-  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
-  if (state.masked) { state.masked = false; regionChanged(); }
+function drawMask(mask) {
+  if (mask === drawnMask) return;
+  drawnMask = mask;
+  const canvas = $("mask-canvas"), context = canvas.getContext("2d");
+  context.globalCompositeOperation = "source-over";
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  if (mask === null) return;
+  const image = new Image();
+  image.onload = () => { if (drawnMask === mask) context.drawImage(image, 0, 0); };
+  image.src = mask;
 }
 
-function setTool(tool) {
-  state.tool = tool;
-  document.querySelectorAll("button.tool").forEach((b) => b.classList.toggle("on", b.dataset.tool === tool));
+function endStroke() {
+  if (stroke === null) return;
+  stroke = null;
+  const mask = canvasIsEmpty() ? null : $("mask-canvas").toDataURL("image/png");
+  drawnMask = mask;
+  change({ mask, part: null, appearance: null });
 }
-
-// -- the gallery and the edit --------------------------------------------------------------------
-
-let galleryGeneration = 0;
-
-const loadGallery = coalesced(async () => {
-  const generation = ++galleryGeneration;
-  const gallery = $("gallery");
-  if (!region()) { gallery.replaceChildren(); return; }
-  const answer = await post("/api/gallery", { ...request(), action: "edit", alpha: 0 });
-  if (generation !== galleryGeneration) return;
-  const ranked = answer.items.map((item) => item.appearance);
-  if (state.appearance === null || !ranked.includes(state.appearance)) state.appearance = ranked[0];
-  gallery.replaceChildren(...answer.items.map((item) => {
-    const figure = document.createElement("figure");
-    figure.dataset.appearance = item.appearance;
-    figure.classList.toggle("on", item.appearance === state.appearance);
-    figure.title = `appearance ${item.appearance}: spread ${item.spread.toFixed(3)} at this region`;
-    const image = new Image();
-    image.src = item.image;
-    const caption = document.createElement("figcaption");
-    caption.textContent = `appearance ${item.appearance}`;
-    figure.append(image, caption);
-    figure.addEventListener("click", () => chooseAppearance(item.appearance));
-    return figure;
-  }));
-  const source = $("source");
-  const previous = state.source;
-  source.replaceChildren(...ranked.map((j) => new Option(`appearance ${j}`, j)));
-  state.source = ranked.includes(previous) ? previous : ranked[0];
-  source.value = state.source;
-  editNow();
-});
-
-function chooseAppearance(appearance) {
-  state.appearance = appearance;
-  document.querySelectorAll("#gallery figure").forEach((f) => f.classList.toggle("on", Number(f.dataset.appearance) === appearance));
-  editNow();
-}
-
-const editNow = coalesced(async () => {
-  if (state.action !== "rewrite" && !region()) return;
-  if (state.appearance === null) return;
-  const answer = await post("/api/edit", request());
-  $("edited").src = answer.edited;
-  $("difference").src = answer.difference;
-  $("download").href = answer.edited;  // (shrunk: the whole image is asked for on a click)
-  $("download").dataset.whole = answer.shrunk ? "no" : "yes";
-  $("download").download = `${state.action}-seed${state.seed}.png`;
-  $("download-mask").hidden = !answer.mask;
-  if (answer.mask) $("download-mask").href = answer.mask;
-  $("command").value = answer.command;
-  $("options").textContent = JSON.stringify(answer.options, null, 2);
-  say(`${state.action}: ${answer.milliseconds} ms on the server`);
-  window.pandaEdits += 1;
-});
 
 // -- wiring -----------------------------------------------------------------------------------
 
+function setTool(chosen) {
+  tool = chosen;
+  document.querySelectorAll("button.tool").forEach((b) => b.classList.toggle("on", b.dataset.tool === chosen));
+}
+
+async function pickAt(event) {
+  if (shown === null) return;
+  const size = shownSize;
+  const stage = $("stage").getBoundingClientRect();
+  const x = Math.min(size[1] - 1, Math.floor(((event.clientX - stage.left) / stage.width) * size[1]));
+  const y = Math.min(size[0] - 1, Math.floor(((event.clientY - stage.top) / stage.height) * size[0]));
+  try {
+    const answer = await post("/api/part", { seed: shown.seed, parts: shown.parts, x, y });
+    change({ part: answer.part, mask: null, appearance: null });
+  } catch (error) {
+    if (error instanceof Stopped) stopped(); else say(error.message, true);
+  }
+}
+
 async function start() {
-  const info = await post("/api/info", {});
+  info = await post("/api/info", {});
   $("model").textContent = `${info.generator}, layer ${info.layer}: ${info.num_parts} parts, ${info.num_appearances} appearances`;
   $("legend").replaceChildren(...info.colours.map((colour, part) => {
     const button = document.createElement("button");
+    button.type = "button";
     button.textContent = `part ${part}`;
     button.dataset.part = part;
     button.style.background = colour;
     const [r, g, b] = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
     button.style.color = r + g + b > 380 ? "#000" : "#fff";
-    button.addEventListener("click", () => choosePart(part));
+    button.addEventListener("click", () => change({ part, mask: null, appearance: null }));
     return button;
   }));
+  $("source").replaceChildren(...Array.from({ length: info.num_appearances }, (_, j) => new Option(`appearance ${j}`, j)));
 
   $("seed").addEventListener("change", () => {
     const seed = Number($("seed").value);
-    if (Number.isInteger(seed) && seed >= 0) setSeed(seed); else say(`seed=${$("seed").value} must be a non-negative integer.`, true);
+    if ($("seed").value.trim() !== "" && Number.isInteger(seed) && seed >= 0) { change({ seed, mask: null }); return; }
+    say(`seed=${$("seed").value.slice(0, 40)} must be a non-negative integer.`, true);
+    $("seed").value = state.seed;
   });
-  $("new-sample").addEventListener("click", () => setSeed(Math.floor(Math.random() * 100000)));
-  $("parts").addEventListener("change", () => { state.parts = $("parts").value; loadSample(); });
+  $("new-sample").addEventListener("click", () => change({ seed: Math.floor(Math.random() * 100000), mask: null }));
+  $("parts").addEventListener("change", () => change({ parts: $("parts").value }));
   $("show-parts").addEventListener("change", () => $("overlay").classList.toggle("hidden", !$("show-parts").checked));
   document.querySelectorAll("button.tool").forEach((b) => b.addEventListener("click", () => setTool(b.dataset.tool)));
-  $("clear-mask").addEventListener("click", clearMask);
+  $("clear-mask").addEventListener("click", () => { if (state.mask !== null) change({ mask: null, appearance: null }); });
+  $("undo").addEventListener("click", undo);
+  document.addEventListener("keydown", (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z" && !event.target.matches("input[type=number], textarea")) {
+      event.preventDefault();
+      undo();
+    }
+  });
 
   const canvas = $("mask-canvas");
   canvas.addEventListener("pointerdown", (event) => {
-    if (state.tool === "pick") { pickAt(event); return; }
-    painting = true;
+    if (tool === "pick") { pickAt(event); return; }
     canvas.setPointerCapture(event.pointerId);
-    paint(event);
+    stroke = null;
+    drawTo(canvasPoint(event));
   });
-  canvas.addEventListener("pointermove", (event) => { if (painting) paint(event); });
-  canvas.addEventListener("pointerup", () => {
-    if (!painting) return;
-    painting = false;
-    state.masked = !maskIsEmpty();
-    regionChanged();
-  });
+  canvas.addEventListener("pointermove", (event) => { if (stroke !== null) drawTo(canvasPoint(event)); });
+  canvas.addEventListener("pointerup", endStroke);
+  canvas.addEventListener("pointercancel", endStroke);
 
+  let sliding = false;  // one drag of the slider is one step of undo
   $("alpha").addEventListener("input", () => {
+    if (!sliding) { markUndoPoint(); sliding = true; }
     state.alpha = Number($("alpha").value);
     $("alpha-value").textContent = state.alpha.toFixed(1);
-    editNow();
+    refresh();
   });
-  document.querySelectorAll("input[name=action]").forEach((radio) => radio.addEventListener("change", () => {
-    state.action = radio.value;
-    editNow();
-  }));
-  $("source").addEventListener("change", () => { state.source = Number($("source").value); editNow(); });
+  $("alpha").addEventListener("change", () => { sliding = false; });
+  document.querySelectorAll("input[name=action]").forEach((radio) => radio.addEventListener("change", () => change({ action: radio.value })));
+  $("source").addEventListener("change", () => change({ source: Number($("source").value) }));
   $("download").addEventListener("click", async (event) => {
     const link = $("download");
     if (link.dataset.whole !== "no") return;  // the link holds the whole image
     event.preventDefault();
     try {
-      const answer = await post("/api/edit", { ...request(), full: true });
+      const answer = await post("/api/edit", { ...editRequest(shown), full: true });
       link.href = answer.edited;
       link.dataset.whole = "yes";
       link.click();
-    } catch (error) { say(error.message, true); }
+    } catch (error) {
+      if (error instanceof Stopped) stopped(); else say(error.message, true);
+    }
   });
 
-  setSeed(0);
+  state = fromAddress();
+  refresh();
 }
 
-start().catch((error) => say(error.message, true));
+start().catch((error) => { if (error instanceof Stopped) stopped(); else say(error.message, true); });
