@@ -167,7 +167,7 @@ def edit_ratios(datamodule: GeneratorActivations, variant: Variant, scale: float
     model.appearances.data.copy_(variant.appearances)
     model.parts.data.copy_(variant.parts.abs())  # a part of either sign edits where it is large
     model.activation_scale.fill_(scale)
-    editor = Editor(model.eval(), datamodule, ranking_samples=64, gallery_size=1)
+    editor = Editor(model.eval(), datamodule.generator, ranking_samples=64, gallery_size=1)
     ratios = []
     for seed in seeds:
         image = editor.sample(seed).image
@@ -186,7 +186,7 @@ def edit_ratios(datamodule: GeneratorActivations, variant: Variant, scale: float
 def picture(datamodule: GeneratorActivations, fitted: list[Variant], seed: int = 0) -> Tensor:
     """Fig. 10's layout: one row per variant, the sample, its parts, each part over it (``|p_k|``)."""
     _, height, width = datamodule.feature_shape
-    image = generated_cells(datamodule, datamodule.preview_latents(1, seed))
+    image = generated_cells(datamodule.generator, datamodule.generator.preview_latents(1, seed))
     rows = [parts_columns(image, variant.parts.abs(), height, width) for variant in fitted]
     cells = torch.cat([cells for cells, _, _ in rows])
     _, labels, colours = rows[0]
@@ -198,10 +198,10 @@ def face_activations(layer: str, train_samples: int, test_samples: int) -> tuple
     stream), test activations unfolded ``(N', C, S)`` (another stream), and PandA's unit of edit
     strengths, the RMS norm of a position's activations."""
     datamodule = GeneratorActivations(PhotoFaceDCGAN(), layer=layer, batch_size=64)
-    maps = torch.cat([datamodule.activations(datamodule.held_out_latents(range(start, min(start + 64, train_samples))))
+    maps = torch.cat([datamodule.generator.activations(datamodule.generator.held_out_latents(range(start, min(start + 64, train_samples))))
                       for start in range(0, train_samples, 64)])
-    test_latents = datamodule.preview_latents(test_samples, seed=1)
-    test = unfold(torch.cat([datamodule.activations(test_latents[start : start + 64]) for start in range(0, test_samples, 64)]))
+    test_latents = datamodule.generator.preview_latents(test_samples, seed=1)
+    test = unfold(torch.cat([datamodule.generator.activations(test_latents[start : start + 64]) for start in range(0, test_samples, 64)]))
     return datamodule, maps, test, maps.square().sum(1).mean().sqrt().item()
 
 

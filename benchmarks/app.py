@@ -52,18 +52,18 @@ def random_factors(datamodule: GeneratorActivations, parts: int, seed: int = 0) 
     model.appearances.data.copy_(appearances)
     Z = next(datamodule.held_out_batches(16))
     model.activation_scale.fill_(Z.pow(2).sum(1).mean().sqrt().item())
-    return model.to(datamodule.device).eval()
+    return model.to(datamodule.generator.device).eval()
 
 
 def measure(name: str, datamodule: GeneratorActivations, model: PandA, repeats: int, over_http: bool) -> None:
-    device = datamodule.device
+    device = datamodule.generator.device
     synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     start = time.perf_counter()
-    editor = Editor(model, datamodule, "--config CONFIG --ckpt_path CKPT")
+    editor = Editor(model, datamodule.generator, "--config CONFIG --ckpt_path CKPT")
     started = time.perf_counter() - start
     api = EditorAPI(editor)
-    latents = datamodule.preview_latents(1, 0)
-    forward = milliseconds(lambda i: datamodule.generate(latents), repeats, synchronise)
+    latents = datamodule.generator.preview_latents(1, 0)
+    forward = milliseconds(lambda i: datamodule.generator.generate(latents), repeats, synchronise)
     sample = milliseconds(lambda i: api.sample({"seed": 1000 + i}), repeats, synchronise)  # each seed new
     api.sample({"seed": 0})
     edit = milliseconds(lambda i: api.edit({"seed": 0, "part": 0, "appearance": 1, "alpha": 0.1 * i}), repeats, synchronise)

@@ -43,7 +43,7 @@ def similarities(generator: torch.nn.Module, layer: str, samples: int, seed: int
     """The mean cosine similarity of the centred channel fibres at each of :data:`OFFSETS`."""
     data = GeneratorActivations(generator, layer=layer)
     with torch.no_grad():
-        activations = data.activations(data.preview_latents(samples, seed)).float()
+        activations = data.generator.activations(data.generator.preview_latents(samples, seed)).float()
     centred = activations - activations.mean(dim=(0, 2, 3), keepdim=True)
     return {offset: neighbour_similarity(centred, *offset) for offset in OFFSETS}
 

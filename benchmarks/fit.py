@@ -25,7 +25,7 @@ from torch import Tensor
 
 from panda_lightning.cli import run as panda
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.datamodules.latent_stream import latents_for
+from panda_lightning.generators.latents import latents_for
 from panda_lightning.functional.factorization import orthogonality_error, unfold
 from panda_lightning.metrics import RelativeError
 
@@ -36,7 +36,7 @@ def evaluator(datamodule: GeneratorActivations, num_samples: int) -> Callable[[T
     """The relative error of factors ``(A, P)`` on ``num_samples`` samples that no fit sees
     (their activations computed once); ``inf`` for factors that diverged."""
     held_out = [
-        unfold(datamodule.activations(latents_for(datamodule.sampler, EVALUATION_SEED, EVALUATION_STREAM, range(start, min(start + 128, num_samples)))))
+        unfold(datamodule.generator.activations(latents_for(datamodule.generator.sampler, EVALUATION_SEED, EVALUATION_STREAM, range(start, min(start + 128, num_samples)))))
         for start in range(0, num_samples, 128)
     ]
 

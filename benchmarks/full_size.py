@@ -99,18 +99,18 @@ def main(argv: list[str] | None = None) -> None:
               f"{loop:.1f} s in the training loop (pictures every 500 steps included), "
               f"{1000 * loop / max(trainer.global_step, 1):.0f} ms a step; {whole:.1f} s with the initialisation "
               "and the end-of-fit pictures", flush=True)
-        model.to(data.device).eval()  # (Lightning moves the module back to the CPU after the fit)
+        model.to(data.generator.device).eval()  # (Lightning moves the module back to the CPU after the fit)
         for picture in pictures:  # drawn again, each on its own clock
             start = time.perf_counter()
-            picture._render(trainer, model, directory)
+            picture.render(trainer, model, directory)
             seconds = time.perf_counter() - start
             print(f"  {picture.last_path.name:18} {seconds:6.1f} s {picture.last_path.stat().st_size / 2**20:6.2f} MiB", flush=True)
-    latents = data.preview_latents(1, 0)
+    latents = data.generator.preview_latents(1, 0)
     edit = lambda Z: model.local_edit(Z, [(0, 1, 3.0)])  # noqa: E731
     times = []
     for _ in range(4):
         start = time.perf_counter()
-        data.generate(latents, edit).cpu()
+        data.generator.generate(latents, edit).cpu()
         times.append(time.perf_counter() - start)
     print(f"one edit at {args.resolution} px (a whole generator pass, the layer's output replaced): {statistics.median(times[1:]) * 1000:.0f} ms")
     cuda = f", peak CUDA memory allocated {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if torch.cuda.is_available() else ""

@@ -49,15 +49,15 @@ def main() -> None:
     for part in range(model.parts.shape[1]):
         ratios, unchanged, shares = [], 0, []
         for start in range(0, args.samples, 64):
-            latents = datamodule.held_out_latents(range(start, min(start + 64, args.samples)))
+            latents = datamodule.generator.held_out_latents(range(start, min(start + 64, args.samples)))
             parts = None
             if args.refine:
-                parts = model.refine(datamodule.activations(latents), args.refine, num_neighbours=args.num_neighbours)
+                parts = model.refine(datamodule.generator.activations(latents), args.refine, num_neighbours=args.num_neighbours)
             region = model.mask(part, parts).expand(len(latents), height, width)[:, None]
             region = (F.interpolate(region, size=(64, 64), mode="bilinear", align_corners=False) >= 0.5).float()
             shares.append(region.mean().item())
             edits = [lambda Z, j=j, k=part: model.local_edit(Z, [(k, j, args.alpha)], parts) for j in args.appearances]
-            original, edited_batches = datamodule.generate_with_edits(latents, edits)
+            original, edited_batches = datamodule.generator.generate_with_edits(latents, edits)
             original = to_unit_range(original)
             for edited in map(to_unit_range, edited_batches):
                 ratio, _, untouched = roir_and_unchanged(original, edited, region)

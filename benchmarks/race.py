@@ -62,7 +62,7 @@ class Snapshots(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
         datamodule = trainer.datamodule
-        activations = datamodule.activations
+        activations = datamodule.generator.activations
 
         def timed(latents: Tensor) -> Tensor:
             start = time.perf_counter()
@@ -72,7 +72,7 @@ class Snapshots(L.Callback):
                 self.generator_batches += 1
             return result
 
-        datamodule.activations = timed  # an instance attribute: the class stays as it is
+        datamodule.generator.activations = timed  # an instance attribute: the class stays as it is
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if trainer.global_step % self.every == 0:
@@ -111,11 +111,11 @@ def reference_fit(datamodule: GeneratorActivations, parts_rank: int, init_sample
     start = time.perf_counter()
     scatter = sum(channel_scatter(unfold(Z)) for Z in datamodule.held_out_batches(init_samples))
     A = hosvd_appearances(scatter, scatter.shape[0])
-    P = random_parts(unfold(datamodule.activations(datamodule.held_out_latents(range(1)))).shape[-1], parts_rank, torch.Generator().manual_seed(0)).to(A)
+    P = random_parts(unfold(datamodule.generator.activations(datamodule.generator.held_out_latents(range(1)))).shape[-1], parts_rank, torch.Generator().manual_seed(0)).to(A)
     trajectory: Trajectory = [(time.perf_counter() - start, A.clone(), P.clone())]
     generator, step, next_record = torch.Generator().manual_seed(1), 0, 0.25
     while (elapsed := time.perf_counter() - start) < seconds:
-        Z = unfold(datamodule.activations(datamodule.sampler(1, generator)))
+        Z = unfold(datamodule.generator.activations(datamodule.generator.sampler(1, generator)))
         P = (P - lr * left_to_right_parts(Z, A, P)).clamp(min=0)
         A = A - lr * left_to_right_appearances(Z, A, P)
         step += 1

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         fitted.append(variant)
     if args.picture:
         _, height, width = datamodule.feature_shape
-        images = generated_cells(datamodule, datamodule.preview_latents(4, seed=0))
+        images = generated_cells(datamodule.generator, datamodule.generator.preview_latents(4, seed=0))
         grid = refinement_grid(images, [variant.parts for variant in fitted], height, width, [v.name for v in fitted])
         print(f"wrote {save_png(grid, args.picture)}")
 

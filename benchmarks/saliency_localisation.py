@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     appearances = hosvd_appearances(scatter, channels)[:, : args.appearances]
     thresholds = mean_saliency(datamodule.held_out_batches(THRESHOLD_SAMPLES), appearances)
 
-    latents = datamodule.preview_latents(args.test_samples, seed=1)  # apart from the held-out stream
-    images = torch.cat([to_unit_range(datamodule.generate(latents[i : i + 64]).float()) for i in range(0, len(latents), 64)])
-    maps = torch.cat([saliency_maps(datamodule.activations(latents[i : i + 64]), appearances) for i in range(0, len(latents), 64)])
+    latents = datamodule.generator.preview_latents(args.test_samples, seed=1)  # apart from the held-out stream
+    images = torch.cat([to_unit_range(datamodule.generator.generate(latents[i : i + 64]).float()) for i in range(0, len(latents), 64)])
+    maps = torch.cat([saliency_maps(datamodule.generator.activations(latents[i : i + 64]), appearances) for i in range(0, len(latents), 64)])
     masks, found, _ = find_face_regions(images, args.eval_python)
     images, maps, masks = images[found], maps[found], masks[found] >= 0.5
     located = F.interpolate(localise(maps, thresholds).float(), size=images.shape[-2:], mode="nearest").bool()

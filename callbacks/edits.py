@@ -8,6 +8,7 @@ from torch import Tensor
 
 from panda_lightning.callbacks.rendering import FixedSamplePicture, picture_cells
 from panda_lightning.functional.validation import check_float, check_int
+from panda_lightning.generators.frozen import FrozenGenerator
 from panda_lightning.images import tile
 
 
@@ -29,11 +30,11 @@ class EditGrid(FixedSamplePicture):
         self.num_appearances = check_int("num_appearances", num_appearances, low=1)
         self.alpha = check_float("alpha", alpha)
 
-    def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
+    def picture(self, generator: FrozenGenerator, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
         appearances = range(min(self.num_appearances, pl_module.appearances.shape[1]))
         cells = [(part, j) for part in range(pl_module.parts.shape[1]) for j in appearances]
         edits = [lambda z, part=part, j=j: pl_module.local_edit(z, [(part, j, self.alpha)]) for part, j in cells]
-        original, edited = datamodule.generate_with_edits(latents[:1], edits, then=picture_cells)
+        original, edited = generator.generate_with_edits(latents[:1], edits, then=picture_cells)
         rows = torch.cat(edited).view(-1, len(appearances), *original.shape[1:])  # (parts, appearances, 3, H, W)
         columns = torch.cat([original.expand(rows.shape[0], 1, *original.shape[1:]), rows], dim=1)
         return tile(

@@ -12,6 +12,8 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from panda_lightning.lightning_internals import checkpoint_contents
+
 
 class CheckpointOnInterrupt(Checkpoint):
     """Writes ``<log_dir>/checkpoints/<filename>.ckpt`` (or into ``dirpath``) when the fit stops
@@ -75,8 +77,7 @@ class CheckpointOnInterrupt(Checkpoint):
             # Raised on some ranks only (a lost process, an error on one rank): a collective save
             # would wait for ranks that may never come. PandA undoes a half-done step, so the
             # factors are those of global_step, the same on every rank: rank 0 writes alone.
-            checkpoint = trainer._checkpoint_connector.dump_checkpoint()
-            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, self.ckpt_path)
+            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint_contents(trainer), self.ckpt_path)
         rank_zero_info(
             f"{type(exception).__name__} at step {trainer.global_step}: saved {self.ckpt_path}; "
             f"resume with --ckpt_path {self.ckpt_path}."

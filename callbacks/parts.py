@@ -6,6 +6,7 @@ import lightning as L
 from torch import Tensor
 
 from panda_lightning.callbacks.rendering import FixedSamplePicture, generated_cells
+from panda_lightning.generators.frozen import FrozenGenerator
 from panda_lightning.images import parts_grid
 
 
@@ -18,7 +19,7 @@ class PartsOverlay(FixedSamplePicture):
 
     tag = "parts"
 
-    def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
+    def picture(self, generator: FrozenGenerator, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
         _, height, width = pl_module.hparams.feature_shape
-        images = generated_cells(datamodule, latents)
+        images = generated_cells(generator, latents)
         return parts_grid(images, pl_module.parts.detach(), height, width)

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from panda_lightning.callbacks.rendering import FixedSamplePicture, generated_cells
 from panda_lightning.functional.refinement import AFFINITIES
+from panda_lightning.generators.frozen import FrozenGenerator
 from panda_lightning.images import refinement_grid
 
 
@@ -28,13 +29,13 @@ class RefinedParts(FixedSamplePicture):
         self.num_neighbours = num_neighbours
         self.steps = steps
 
-    def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
+    def picture(self, generator: FrozenGenerator, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
         _, height, width = pl_module.hparams.feature_shape
-        activations = datamodule.activations(latents)
+        activations = generator.activations(latents)
         refined = [
             pl_module.refine(activations, affinity, num_neighbours=self.num_neighbours, steps=self.steps)
             for affinity in AFFINITIES
         ]
-        images = generated_cells(datamodule, latents)
+        images = generated_cells(generator, latents)
         labels = ["global parts", *(f"refined: {affinity}" for affinity in AFFINITIES)]
         return refinement_grid(images, [pl_module.parts.detach(), *refined], height, width, labels)

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
 from panda_lightning.functional.validation import check_int
+from panda_lightning.generators.frozen import FrozenGenerator
 from panda_lightning.images import at_most, save_png, to_unit_range
 
 
@@ -36,29 +37,31 @@ class FixedSamplePicture(L.Callback):
         self.filename = filename or f"{self.tag}.png"
         self.last_path: Path | None = None
 
-    def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
+    def picture(self, generator: FrozenGenerator, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
         """``(3, H, W)`` in ``[0, 1]``."""
         raise NotImplementedError
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
-            self._render(trainer, pl_module, directory=None)
+            self.render(trainer, pl_module, directory=None)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # On every process: with several, log_dir is a broadcast, which rank 0 alone would wait on.
-        self._render(trainer, pl_module, directory=trainer.log_dir or trainer.default_root_dir)
+        self.render(trainer, pl_module, directory=trainer.log_dir or trainer.default_root_dir)
         # The others wait for rank 0 to finish drawing: a process that leaves the fit while
         # rank 0 still draws aborted at exit in 4 of 12 two-process ddp_spawn fits here.
         trainer.strategy.barrier("FixedSamplePicture.on_train_end")
 
     @rank_zero_only
     @torch.no_grad()
-    def _render(self, trainer: L.Trainer, pl_module: L.LightningModule, directory: str | None) -> None:
-        datamodule = trainer.datamodule
+    def render(self, trainer: L.Trainer, pl_module: L.LightningModule, directory: str | None) -> None:
+        """Draw the picture of the fit's generator (``trainer.datamodule.generator``), to TensorBoard
+        and, given a ``directory``, to :attr:`filename` there (:attr:`last_path`)."""
+        generator = trainer.datamodule.generator
         was_training = pl_module.training
         pl_module.eval()
         try:
-            picture = self.picture(datamodule, pl_module, datamodule.preview_latents(self.num_samples, self.seed))
+            picture = self.picture(generator, pl_module, generator.preview_latents(self.num_samples, self.seed))
         finally:
             pl_module.train(was_training)
         if isinstance(trainer.logger, TensorBoardLogger):
@@ -67,10 +70,10 @@ class FixedSamplePicture(L.Callback):
             self.last_path = save_png(picture, Path(directory) / self.filename)
 
 
-def generated_cells(datamodule: L.LightningDataModule, latents: Tensor) -> Tensor:
+def generated_cells(generator: FrozenGenerator, latents: Tensor) -> Tensor:
     """The images of ``latents`` as :func:`picture_cells`, generated one at a time, so that a
     large generator's intermediate activations are held for one sample, not for all of them."""
-    return torch.cat([picture_cells(datamodule.generate(latent[None])) for latent in latents])
+    return torch.cat([picture_cells(generator.generate(latent[None])) for latent in latents])
 
 
 def picture_cells(images: Tensor) -> Tensor:

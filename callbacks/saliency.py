@@ -8,6 +8,7 @@ from torch import Tensor
 from panda_lightning.callbacks.rendering import FixedSamplePicture, generated_cells
 from panda_lightning.functional.editing import saliency_maps
 from panda_lightning.functional.validation import check_int
+from panda_lightning.generators.frozen import FrozenGenerator
 from panda_lightning.images import saliency_grid
 
 
@@ -27,8 +28,8 @@ class SaliencyMaps(FixedSamplePicture):
         super().__init__(**kwargs)
         self.num_appearances = check_int("num_appearances", num_appearances, low=1)
 
-    def picture(self, datamodule: L.LightningDataModule, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
+    def picture(self, generator: FrozenGenerator, pl_module: L.LightningModule, latents: Tensor) -> Tensor:
         shown = pl_module.appearances.detach()[:, : self.num_appearances]
-        maps = saliency_maps(datamodule.activations(latents).float(), shown).cpu()
-        images = generated_cells(datamodule, latents)
+        maps = saliency_maps(generator.activations(latents).float(), shown).cpu()
+        images = generated_cells(generator, latents)
         return saliency_grid(images, maps, appearances=range(shown.shape[1]))

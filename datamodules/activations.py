@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from panda_lightning.datamodules.latent_stream import (
-    HELD_OUT_STREAM,
-    PREVIEW_STREAM,
-    VALIDATION_STREAM,
-    LatentSampler,
-    LatentStream,
-    latents_for,
-)
+from panda_lightning.datamodules.latent_stream import LatentStream
 from panda_lightning.datamodules.memory import check_fits
 from panda_lightning.datamodules.pool import ActivationPool, PoolSchedule
+from panda_lightning.fitting.contract import takes_positions_grams
 from panda_lightning.functional.validation import check_int
-from panda_lightning.generators import GaussianLatents
-from panda_lightning.generators.layers import activations_at, resolve_layer, with_replaced_output
+from panda_lightning.generators.frozen import FrozenGenerator
+from panda_lightning.generators.latents import VALIDATION_STREAM, GaussianLatents, latents_for
 
 
 class GeneratorActivations(L.LightningDataModule):
-    """Latents -> frozen generator -> activations ``Z: (N, C, H, W)`` at ``layer``.
+    """Latents -> frozen generator -> activations ``Z: (N, C, H, W)`` at ``layer``: the stream
+    and its pool, over the :class:`~panda_lightning.generators.frozen.FrozenGenerator` it holds
+    as :attr:`generator` (what the editor, the commands and the callbacks run).
 
     Only latents travel through the DataLoader; the generator runs on the training device in
     :meth:`on_after_batch_transfer`, stopped at ``layer`` (the layers after it never run).
@@ -36,7 +31,8 @@ class GeneratorActivations(L.LightningDataModule):
     step draws its batch from the pool, and a fresh batch replaces the oldest every
     ``fresh_every`` steps. For a model that needs only each batch's positions' Gram matrix
     (PandA with ``R_C = C``) the pool keeps those instead, formed once per batch
-    (:meth:`pools_grams`). The held-out samples are never pooled. Memory is the pool's
+    (:meth:`pools_grams`; the model says so at set-up, :mod:`~panda_lightning.fitting.contract`).
+    The held-out samples are never pooled. Memory is the pool's
     ``pool_bytes`` and the validation samples' activations, whatever the number of steps.
 
     Args:
@@ -81,15 +77,11 @@ class GeneratorActivations(L.LightningDataModule):
         super().__init__()
         check_int("batch_size", batch_size, low=1)
         check_int("num_workers", num_workers, low=0)
-        check_int("seed", seed, low=0)
         check_int("val_samples", val_samples, low=1, why="to fit without validation, set trainer.limit_val_batches=0")
         check_int("pool_bytes", pool_bytes, low=0, why="0: no pool, every step streams a fresh batch")
         check_int("fresh_every", fresh_every, low=1)
         check_int("grams_per_step", grams_per_step, low=1)
-        self.generator = generator.eval().requires_grad_(False)
-        self.layer = layer
-        resolve_layer(generator, layer)  # a wrong name fails here, listing the valid ones
-        self.sampler = self.latent_sampler(generator, latents)
+        self.generator = FrozenGenerator(generator, layer, latents, seed)
         self.batch_size = batch_size
         self.seed = seed
         self.num_workers = num_workers
@@ -99,33 +91,23 @@ class GeneratorActivations(L.LightningDataModule):
         self.keep_validation = keep_validation
         self.grams_per_step = grams_per_step
         self.next_step = 0
-        probe = self.activations(self.held_out_latents(range(1)))
-        self.feature_shape = tuple(probe.shape[1:])
-        self.sample_bytes = probe[0].numel() * probe.element_size()
         self.pool: ActivationPool | None = None
+        self.model_takes_grams = False  # told at set-up
         self._validation_cache: dict[int, Tensor] = {}  # this process's validation batches by index
 
-    @staticmethod
-    def latent_sampler(generator: nn.Module, latents: GaussianLatents | None) -> LatentSampler:
-        """``latents``, or else the generator's own ``sample_latents``."""
-        if latents is not None:
-            return latents
-        if callable(getattr(generator, "sample_latents", None)):
-            return generator.sample_latents
-        raise ValueError(
-            f"latents=None, and {type(generator).__name__} has no sample_latents method: pass "
-            "latents=GaussianLatents(shape=[...]) with the shape of one latent."
-        )
-
-    # -- the frozen generator ------------------------------------------------------------
+    @property
+    def layer(self) -> str:
+        return self.generator.layer
 
     @property
-    def device(self) -> torch.device:
-        return next(self.generator.parameters(), torch.empty(0)).device
+    def feature_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the activations (the CLI gives it to the model)."""
+        return self.generator.feature_shape
 
     def setup(self, stage: str) -> None:
         # A DataModule is no nn.Module: the Trainer never moves the generator, so we do.
         if self.trainer is not None:
+            self.model_takes_grams = takes_positions_grams(self.trainer.lightning_module)
             device = self.trainer.strategy.root_device
             self.generator.to(device)
             if stage == "fit":  # said now, not after the initialisation and the first validation
@@ -137,67 +119,19 @@ class GeneratorActivations(L.LightningDataModule):
         with the setting that lowers each."""
         _, world_size = self._rank_and_world()
         _, height, width = self.feature_shape
-        schedule, batch = self.pool_schedule(), self.batch_size * self.sample_bytes
+        schedule, batch = self.pool_schedule(), self.batch_size * self.generator.sample_bytes
         if schedule == PoolSchedule(1, 1):
             pool = 0
         elif self.pools_grams():
             pool = schedule.num_batches * (height * width) ** 2 * 4
         else:
             pool = schedule.num_batches * batch
-        validation = -(-self.val_samples // world_size) * self.sample_bytes if self.keep_validation else 0
+        validation = -(-self.val_samples // world_size) * self.generator.sample_bytes if self.keep_validation else 0
         return {
             "kept validation activations": (validation, f"data.val_samples={self.val_samples}, or data.keep_validation=false"),
             "the pool": (pool, f"data.pool_bytes={self.pool_bytes}"),
             "a batch": (batch, f"data.batch_size={self.batch_size}"),
         }
-
-    @torch.no_grad()
-    def activations(self, latents: Tensor) -> Tensor:
-        """``Z: (N, C, H, W)`` at ``layer`` for ``latents``; the rest of the generator is skipped."""
-        latents = latents.to(self.device)
-        return activations_at(self.generator, self.layer, lambda: self.generator(latents))
-
-    @torch.no_grad()
-    def generate(self, latents: Tensor, edit: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """Images ``(N, 3, H_img, W_img)`` from the whole generator, as it outputs them; with
-        ``edit``, the activations ``Z`` at ``layer`` are replaced by ``edit(Z)`` on the way."""
-        latents = latents.to(self.device)
-        if edit is None:
-            return self.generator(latents)
-        return with_replaced_output(self.generator, self.layer, edit, lambda: self.generator(latents))
-
-    @property
-    def runs_from_layer(self) -> bool:
-        """Whether the generator runs from the layer's output on (``forward_from(layer, Z)``, as the
-        bundled DCGANs do), so that an edit need not rerun the layers before it."""
-        return callable(getattr(self.generator, "forward_from", None))
-
-    @torch.no_grad()
-    def images_from(self, latents: Tensor, activations: Tensor | None, edit: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """The images of ``latents`` whose activations at ``layer``, ``activations = activations(latents)``,
-        are replaced by ``edit(activations)``: one pass from the layer on where the generator
-        :attr:`runs_from_layer` (``activations`` needed), otherwise the whole generator (``activations``
-        unused, may be ``None``)."""
-        if not self.runs_from_layer:
-            return self.generate(latents, edit)
-        return self.generator.forward_from(self.layer, activations if edit is None else edit(activations))
-
-    @torch.no_grad()
-    def generate_with_edits(
-        self, latents: Tensor, edits: Sequence[Callable[[Tensor], Tensor]],
-        then: Callable[[Tensor], Tensor] = lambda images: images,
-    ) -> tuple[Tensor, list[Tensor]]:
-        """The images of ``latents``, and one batch of images per edit of their activations,
-        each batch passed through ``then`` as it comes (to shrink it, say, so that many edits
-        of large images are never held at full size together).
-
-        Where the generator :attr:`runs_from_layer`, the layers before ``layer`` run once for
-        all and each edit costs one pass from the layer on; otherwise each edit reruns the whole
-        generator with the layer's output replaced.
-        """
-        activations = self.activations(latents) if self.runs_from_layer else None
-        original = then(self.images_from(latents, activations))
-        return original, [then(self.images_from(latents, activations, edit)) for edit in edits]
 
     # -- the stream ------------------------------------------------------------------------
 
@@ -210,19 +144,17 @@ class GeneratorActivations(L.LightningDataModule):
         """The pool's schedule within ``pool_bytes``; ``PoolSchedule(1, 1)``: no pool. It depends
         on the global batch only, so that any number of processes fits the same factors."""
         _, world_size = self._rank_and_world()
-        pool_batches = self.pool_bytes // (self.batch_size * world_size * self.sample_bytes)
+        pool_batches = self.pool_bytes // (self.batch_size * world_size * self.generator.sample_bytes)
         return PoolSchedule(pool_batches, self.fresh_every) if pool_batches >= 2 else PoolSchedule(1, 1)
 
     def pools_grams(self) -> bool:
         """Whether the pool keeps each batch's positions' Gram matrix ``sum_i Z_i^T Z_i`` rather
-        than its activations: when the model fits on it (its ``fits_on_positions_gram``: PandA
-        with ``R_C = C``) and an ``S x S`` matrix is no larger than a global batch's activations
-        (``S <= N * C``, ``N`` the global batch), so that each process's pool stays within
-        ``pool_bytes``."""
-        model = None if self.trainer is None else self.trainer.lightning_module
+        than its activations: when the model takes it (as it said at set-up: PandA with ``R_C =
+        C``) and an ``S x S`` matrix is no larger than a global batch's activations (``S <= N *
+        C``, ``N`` the global batch), so that each process's pool stays within ``pool_bytes``."""
         channels, height, width = self.feature_shape
         _, world_size = self._rank_and_world()
-        return bool(getattr(model, "fits_on_positions_gram", False)) and height * width <= self.batch_size * world_size * channels
+        return self.model_takes_grams and height * width <= self.batch_size * world_size * channels
 
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._rank_and_world()
@@ -232,7 +164,7 @@ class GeneratorActivations(L.LightningDataModule):
             grams_per_step=self.grams_per_step if self.pools_grams() else None,
         )
         self._stream = LatentStream(
-            self.sampler, self.batch_size, self.seed, rank, world_size, start_step=self.next_step,
+            self.generator.sampler, self.batch_size, self.seed, rank, world_size, start_step=self.next_step,
             joins_at=schedule.joins_at,
         )
         if self.trainer is not None and self.trainer.training:
@@ -242,7 +174,7 @@ class GeneratorActivations(L.LightningDataModule):
         )
 
     def _describe(self, schedule: PoolSchedule, world_size: int) -> str:
-        batch_mib = self.batch_size * world_size * self.sample_bytes / 2**20
+        batch_mib = self.batch_size * world_size * self.generator.sample_bytes / 2**20
         if self.pool is None:
             pool = f"no activation pool (pool_bytes={self.pool_bytes} holds fewer than 2 batches of {batch_mib:.1f} MiB): a fresh batch every step"
         elif self.pool.grams:
@@ -259,7 +191,7 @@ class GeneratorActivations(L.LightningDataModule):
                 f"an activation pool of {schedule.num_batches} batches ({schedule.num_batches * batch_mib:.0f} MiB); "
                 f"a fresh batch every {schedule.fresh_every} steps"
             )
-        validation = self.val_samples * self.sample_bytes / 2**20
+        validation = self.val_samples * self.generator.sample_bytes / 2**20
         kept = f"kept ({validation:.0f} MiB)" if self.keep_validation else "recomputed at each validation"
         return f"GeneratorActivations: {pool}; validation activations {kept}."
 
@@ -268,7 +200,7 @@ class GeneratorActivations(L.LightningDataModule):
         rank, world_size = self._rank_and_world()
         mine = range(rank, self.val_samples, world_size)
         batches = [
-            (index, latents_for(self.sampler, self.seed, VALIDATION_STREAM, mine[start : start + self.batch_size]))
+            (index, latents_for(self.generator.sampler, self.seed, VALIDATION_STREAM, mine[start : start + self.batch_size]))
             for index, start in enumerate(range(0, len(mine), self.batch_size))
         ]
         return DataLoader(batches, batch_size=None)
@@ -280,35 +212,25 @@ class GeneratorActivations(L.LightningDataModule):
             return self._validation_activations(index, latents)
         self.next_step = index + 1
         if self.pool is None:
-            return self.activations(latents)
+            return self.generator.activations(latents)
         # After a resume the pool is empty: it rebuilds the batches it should hold from the stream.
         joining = self.pool.schedule.joins_at(index)
         return self.pool.batch(
-            index, lambda batch: self.activations(latents if batch == joining else self._stream.batch(batch))
+            index, lambda batch: self.generator.activations(latents if batch == joining else self._stream.batch(batch))
         )
 
     def _validation_activations(self, index: int, latents: Tensor) -> Tensor:
         if not self.keep_validation:
-            return self.activations(latents)
+            return self.generator.activations(latents)
         if index not in self._validation_cache:
-            self._validation_cache[index] = self.activations(latents)
+            self._validation_cache[index] = self.generator.activations(latents)
         return self._validation_cache[index]
 
     def held_out_batches(self, num_samples: int) -> Iterator[Tensor]:
-        """Activations of ``num_samples`` samples in all, split over the devices, from a stream
-        apart from the training stream: for the HOSVD initialisation and dataset statistics."""
+        """Activations of ``num_samples`` held-out samples in all, split over the devices, from a
+        stream apart from the training stream: for the HOSVD initialisation and dataset statistics."""
         rank, world_size = self._rank_and_world()
-        mine = range(rank, num_samples, world_size)
-        for start in range(0, len(mine), self.batch_size):
-            yield self.activations(self.held_out_latents(mine[start : start + self.batch_size]))
-
-    def held_out_latents(self, indices: Sequence[int]) -> Tensor:
-        """The latents of the held-out samples with these indices."""
-        return latents_for(self.sampler, self.seed, HELD_OUT_STREAM, indices)
-
-    def preview_latents(self, num_samples: int, seed: int) -> Tensor:
-        """Fixed latents for pictures, from a stream of their own."""
-        return latents_for(self.sampler, seed, PREVIEW_STREAM, range(num_samples))
+        return self.generator.held_out_batches(num_samples, self.batch_size, rank, world_size)
 
     # -- exact resume ---------------------------------------------------------------------
 

@@ -1,41 +1,20 @@
 """An endless, seeded stream of latent batches with random access by batch index.
 
-Every sample has a global index and its own seed, derived from ``(seed, stream, index)``:
-a run is reproducible, resumes exactly from a batch index, draws nothing from the global RNG,
-and sees the same samples whatever the number of devices or workers for the same global batch.
+Each sample's latents come from its own seed (:func:`~panda_lightning.generators.latents.latents_for`):
+the stream resumes exactly from a batch index and sees the same samples whatever the number of
+devices or workers for the same global batch.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
-LatentSampler = Callable[[int, torch.Generator], Tensor]
-
-TRAIN_STREAM = 0
-HELD_OUT_STREAM = 1
-PREVIEW_STREAM = 2
-VALIDATION_STREAM = 3
-POOL_DRAW_STREAM = 4  # the draws of an activation pool (seeded by step, not by sample)
-
-
-def sample_seed(seed: int, stream: int, index: int) -> int:
-    """A well-mixed 63-bit seed for sample ``index`` of ``stream`` (NumPy's ``SeedSequence``)."""
-    state = np.random.SeedSequence([seed, stream, index]).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
-
-
-def latents_for(sampler: LatentSampler, seed: int, stream: int, indices: Iterable[int]) -> Tensor:
-    """The latents of the samples with global ``indices``, stacked along dimension 0."""
-    generator = torch.Generator()
-    return torch.cat(
-        [sampler(1, generator.manual_seed(sample_seed(seed, stream, i))) for i in indices]
-    )
+from panda_lightning.generators.latents import TRAIN_STREAM, LatentSampler, latents_for
 
 
 class LatentStream(IterableDataset):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from panda_lightning.datamodules.latent_stream import POOL_DRAW_STREAM, sample_seed
+from panda_lightning.generators.latents import POOL_DRAW_STREAM, sample_seed
 from panda_lightning.functional.factorization import PositionsGram, positions_gram, unfold
 
 

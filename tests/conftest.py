@@ -171,4 +171,4 @@ def editor(converged):
     checkpoint = converged / "checkpoints" / "last.ckpt"
     model = PandA.load_from_checkpoint(checkpoint).eval()
     datamodule = GeneratorActivations(PhotoFaceDCGAN(), layer="main.8", batch_size=64)
-    return Editor(model, datamodule, f"--config {converged / 'config.yaml'} --ckpt_path {checkpoint}")
+    return Editor(model, datamodule.generator, f"--config {converged / 'config.yaml'} --ckpt_path {checkpoint}")

@@ -107,7 +107,7 @@ def test_the_gallery_ranks_by_the_spread_of_eq_18_scores_and_shows_each_edit(edi
     request = EditRequest(seed=1, part=centre_part(editor, 1))
     ranked = editor.ranked_appearances(request)
     region = editor.region(request).flatten()
-    Z = torch.cat(list(editor.datamodule.held_out_batches(128)))
+    Z = torch.cat(list(editor.generator.held_out_batches(128, batch_size=64)))
     A = editor.fitted.appearances.detach()
     spreads = torch.stack([
         (appearance_scores(Z, A, j, region[:, None] / region.sum())[:, 0] / A[:, j].norm()).std() for j in range(A.shape[1])
@@ -230,7 +230,7 @@ def test_large_images_are_shown_shrunk_and_downloaded_whole():
     torch.manual_seed(0)
     generator = StyleGAN2(architecture={**CONFIG_F, "synthesis_kwargs": synthesis}, truncation_psi=0.7).eval()
     datamodule = GeneratorActivations(generator, layer="layer5", batch_size=8)
-    api = EditorAPI(Editor(random_factors(datamodule, 4), datamodule, ranking_samples=8, gallery_size=2))
+    api = EditorAPI(Editor(random_factors(datamodule, 4), datamodule.generator, ranking_samples=8, gallery_size=2))
     shown = api.sample({"seed": 0})
     assert shown["size"] == [1024, 1024] and pixels(shown["image"]).shape == (512, 512, 3)
     request = {"seed": 0, "part": api.editor.part_at(0, "global", 700, 300), "appearance": 1, "alpha": 2.0}

@@ -82,7 +82,7 @@ def test_a_checkpoint_left_in_the_working_directory_is_not_resumed_from(tmp_path
 def test_callbacks_skip_tensorboard_quietly_with_another_logger_and_leave_the_module_as_it_was(tmp_path, tiny_generator):
     model, _ = _fit(tmp_path, tiny_generator, [EditGrid(every_n_steps=1)], CSVLogger(tmp_path))
     before = (model.parts.clone(), model.appearances.clone(), model.training)
-    EditGrid(num_appearances=2).picture(model.trainer.datamodule, model, torch.randn(1, 8, 1, 1))
+    EditGrid(num_appearances=2).picture(model.trainer.datamodule.generator, model, torch.randn(1, 8, 1, 1))
     assert torch.equal(model.parts, before[0]) and torch.equal(model.appearances, before[1])
     assert model.training == before[2]
 
@@ -90,9 +90,9 @@ def test_callbacks_skip_tensorboard_quietly_with_another_logger_and_leave_the_mo
 def test_a_zero_strength_edit_leaves_the_generated_image_unchanged(tmp_path, tiny_generator):
     model, trainer = _fit(tmp_path, tiny_generator, [], False)
     datamodule = trainer.datamodule
-    latent = datamodule.preview_latents(1, 0)
-    original = datamodule.generate(latent)
-    edited = datamodule.generate(latent, edit=lambda z: model.local_edit(z, [(0, 1, 0.0)]))
+    latent = datamodule.generator.preview_latents(1, 0)
+    original = datamodule.generator.generate(latent)
+    edited = datamodule.generator.generate(latent, edit=lambda z: model.local_edit(z, [(0, 1, 0.0)]))
     torch.testing.assert_close(edited, original)
 
 

@@ -47,8 +47,8 @@ def test_stream_is_seeded_and_streams_new_samples(tiny_generator):
 
 def test_generator_is_frozen(tiny_generator):
     datamodule = GeneratorActivations(tiny_generator, layer="main.3")
-    assert not any(p.requires_grad for p in datamodule.generator.parameters())
-    assert not datamodule.generator.training
+    assert not any(p.requires_grad for p in datamodule.generator.network.parameters())
+    assert not datamodule.generator.network.training
 
 
 # main.3 of the tiny generator: 8 x 8 x 8 float32 numbers, 2 KiB a sample; a pool of 3 batches of 2.
@@ -105,7 +105,7 @@ def test_validation_samples_are_fixed_their_own_and_split_over_ranks(tiny_genera
     again = torch.cat([latents for _, latents in datamodule.val_dataloader()])
     assert latents.shape[0] == 10 and torch.equal(latents, again)
     trained = torch.cat([latents for _, latents in itertools.islice(datamodule.train_dataloader(), 3)])
-    initialised = datamodule.held_out_latents(range(10))
+    initialised = datamodule.generator.held_out_latents(range(10))
     assert not (latents[:, None] == trained[None]).all(-1).all(-1).all(-1).any()  # no training sample
     assert not (latents[:, None] == initialised[None]).all(-1).all(-1).all(-1).any()  # no HOSVD sample
 
@@ -157,21 +157,21 @@ def test_edits_with_an_adapter_run_the_layers_before_the_edited_one_once():
     datamodule = GeneratorActivations(generator, layer="main.8", batch_size=4)
     calls = []
     generator.main[0].register_forward_hook(lambda *_: calls.append(1))
-    latents = datamodule.preview_latents(4, seed=0)
+    latents = datamodule.generator.preview_latents(4, seed=0)
     edits = [lambda z: z * 0.5, lambda z: z + 1.0, lambda z: z.flip(-1)]
 
-    original, edited = datamodule.generate_with_edits(latents, edits)
+    original, edited = datamodule.generator.generate_with_edits(latents, edits)
     assert len(calls) == 1  # one pass up to the layer, for the original and all three edits
 
-    torch.testing.assert_close(original, datamodule.generate(latents))
+    torch.testing.assert_close(original, datamodule.generator.generate(latents))
     for edit, images in zip(edits, edited):
-        torch.testing.assert_close(images, datamodule.generate(latents, edit=edit))  # the hook path
+        torch.testing.assert_close(images, datamodule.generator.generate(latents, edit=edit))  # the hook path
 
 
 def test_generators_without_forward_from_rerun_the_whole_generator(tiny_generator):
     datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=2)
-    latents = datamodule.preview_latents(2, seed=0)
-    original, (edited,) = datamodule.generate_with_edits(latents, [lambda z: z * 0])
+    latents = datamodule.generator.preview_latents(2, seed=0)
+    original, (edited,) = datamodule.generator.generate_with_edits(latents, [lambda z: z * 0])
     torch.testing.assert_close(original, tiny_generator(latents))
     assert not torch.allclose(edited, original)
 

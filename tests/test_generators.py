@@ -68,14 +68,14 @@ def _fit(generator, layer, max_steps, parts_rank=8):
 )
 def test_each_architecture_fits_and_edits_a_part_locally(make_generator, layer, max_steps):
     model, datamodule = _fit(make_generator(), layer, max_steps)
-    latents = datamodule.preview_latents(4, seed=0)
+    latents = datamodule.generator.preview_latents(4, seed=0)
     masks = [model.mask(k) for k in range(model.parts.shape[1])]  # (H, W) in [0, 1] each
     small = [k for k, mask in enumerate(masks) if mask.mean() < 0.5]  # covering less than half the image
     assert small
     edits = [lambda Z, k=k: model.local_edit(Z, [(k, 0, 3.0)]) for k in small]
-    original, edited = datamodule.generate_with_edits(latents, edits)
+    original, edited = datamodule.generator.generate_with_edits(latents, edits)
     # The same images with the layer's output replaced by a hook (which the face DCGAN's forward_from skips).
-    torch.testing.assert_close(edited[0], datamodule.generate(latents, edit=edits[0]))
+    torch.testing.assert_close(edited[0], datamodule.generator.generate(latents, edit=edits[0]))
 
     def locality(k: int, images: torch.Tensor) -> torch.Tensor:
         region = F.interpolate(masks[k][None, None], size=original.shape[-2:], mode="bilinear")[0, 0]

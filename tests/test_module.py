@@ -8,6 +8,7 @@ import pytest
 import torch
 from einops import rearrange
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from panda_lightning import PandA
 from panda_lightning.datamodules import GeneratorActivations
@@ -311,12 +312,13 @@ def test_same_seed_same_factors_and_another_seed_other_factors(tmp_path, tiny_ge
 
 
 def test_an_error_mid_iteration_leaves_the_factors_of_the_last_whole_step(tmp_path, tiny_generator):
-    class LosesAProcess(PandA):
-        def _sum_over_devices(self, tensor):
-            # The A step's gradient (C, R_C) of step 3, after its P step.
-            if self.global_step == 2 and tensor.shape == self.appearances.shape:
+    class LosesAProcess(SingleDeviceStrategy):
+        def reduce(self, tensor, *args, **kwargs):
+            # The sum of the A step's gradient (C, R_C) of step 3, after its P step.
+            model = self.lightning_module
+            if model.global_step == 2 and tensor.shape == model.appearances.shape:
                 raise RuntimeError("Connection reset by peer")
-            return super()._sum_over_devices(tensor)
+            return super().reduce(tensor, *args, **kwargs)
 
     after_each_step = []
 
@@ -325,9 +327,10 @@ def test_an_error_mid_iteration_leaves_the_factors_of_the_last_whole_step(tmp_pa
             after_each_step.append((model.parts.clone(), model.appearances.clone(), model.optimizers().step_sizes()))
 
     datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=8)
-    model = LosesAProcess(datamodule.feature_shape, parts_rank=4, init_samples=32, lr=1e3, appearance_rank=4)  # lr: backtracks
+    model = PandA(datamodule.feature_shape, parts_rank=4, init_samples=32, lr=1e3, appearance_rank=4)  # lr: backtracks
     with pytest.raises(RuntimeError, match="Connection reset"):
-        _trainer(tmp_path, max_steps=5, callbacks=[Record()]).fit(model, datamodule)
+        strategy = LosesAProcess(torch.device("cpu"))
+        _trainer(tmp_path, max_steps=5, callbacks=[Record()], strategy=strategy).fit(model, datamodule)
     parts, appearances, step_sizes = after_each_step[-1]
     assert model.global_step == 2
     assert torch.equal(model.parts, parts) and torch.equal(model.appearances, appearances)
@@ -345,7 +348,7 @@ def test_resuming_with_another_layer_or_rank_names_both(tmp_path, tiny_generator
 
 def test_refined_parts_are_each_samples_own_and_edit_there(tmp_path, tiny_generator):
     model, datamodule, _ = _fit(tmp_path, tiny_generator, max_steps=4, layer="main.3")
-    activations = datamodule.activations(datamodule.preview_latents(3, seed=0))
+    activations = datamodule.generator.activations(datamodule.generator.preview_latents(3, seed=0))
     refined = model.refine(activations, "mutual_knn", num_neighbours=5, steps=20)
     assert refined.shape == (3, 64, 4) and (refined >= 0).all()
     assert not torch.allclose(refined[0], refined[1])  # each sample has parts of its own

@@ -7,6 +7,7 @@ activations kept are the ones the generator gives."""
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -123,7 +124,8 @@ def test_a_pool_of_gram_matrices_sums_distinct_held_batches_and_two_processes_su
 
 def test_the_pool_keeps_gram_matrices_for_a_model_that_fits_on_them(tiny_generator):
     class Fitting:
-        global_rank, world_size, training = 0, 1, True
+        global_rank, world_size, training, num_devices = 0, 1, True, 1
+        strategy = SimpleNamespace(root_device=torch.device("cpu"))
 
         def __init__(self, model):
             self.lightning_module = model
@@ -133,10 +135,12 @@ def test_the_pool_keeps_gram_matrices_for_a_model_that_fits_on_them(tiny_generat
         # (S = 64 <= N * C = 64 with a batch of 8; with 7 an S x S matrix outweighs the batch)
         datamodule = GeneratorActivations(tiny_generator, layer="main.3", batch_size=batch_size, pool_bytes=4 * 8 * SAMPLE_BYTES)
         datamodule.trainer = Fitting(PandA(shape, appearance_rank=appearance_rank))
+        datamodule.setup("fit")  # where the model says what it takes
         datamodule.train_dataloader()
         assert datamodule.pools_grams() is grams and datamodule.pool.grams is grams
         assert datamodule.pool.grams_per_step == (4 if grams else None)
     datamodule.trainer = Fitting(torch.nn.Linear(1, 1))  # a model that says nothing: activations
+    datamodule.setup("fit")
     assert not datamodule.pools_grams()
 
 

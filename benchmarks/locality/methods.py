@@ -40,7 +40,7 @@ from benchmarks.locality.region_directions import jacobian_grams, lowrankgan_dir
 from panda_lightning import PandA
 from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.datamodules.latent_stream import latents_for
+from panda_lightning.generators.latents import latents_for
 from panda_lightning.functional.editing import appearance_spread, local_edit, mask_at_layer, part_mask, saliency_maps
 from panda_lightning.generators import FaceDCGAN
 from panda_lightning.generators.layers import activations_at

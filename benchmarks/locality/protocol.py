@@ -39,7 +39,7 @@ from torch import Tensor
 
 from benchmarks.face_regions import REGIONS
 from benchmarks.locality.comparison import matched_strength
-from panda_lightning.datamodules.latent_stream import latents_for
+from panda_lightning.generators.latents import latents_for
 from panda_lightning.generators import FaceDCGAN
 from panda_lightning.images import to_unit_range
 from panda_lightning.metrics import region_change, roir_ratios

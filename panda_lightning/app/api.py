@@ -118,7 +118,7 @@ class EditorAPI:
         colours = ["#" + "".join(f"{round(255 * float(c)):02x}" for c in colour) for colour in part_colours(editor.num_parts)]
         return {
             "num_parts": editor.num_parts, "num_appearances": editor.num_appearances, "colours": colours,
-            "layer": editor.fitted.hparams.get("layer"), "generator": type(editor.datamodule.generator).__name__,
+            "layer": editor.fitted.hparams.get("layer"), "generator": type(editor.generator.network).__name__,
         }
 
     def sample(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
 from panda_lightning.functional.editing import appearance_spread, mask_at_layer, part_mask, saliency_maps
 from panda_lightning.functional.validation import check_choice, check_float, check_index, check_int
+from panda_lightning.generators.frozen import FrozenGenerator
 from panda_lightning.images import at_most, difference_image, mask_png, part_masks, segmentation_overlay, to_unit_range
 from panda_lightning.uses import Edit, concept_rewrite, local_edits, object_removal
 
@@ -94,11 +94,11 @@ class Sample:
 
 
 class Editor:
-    """Samples and edits of ``fitted`` on ``datamodule``'s generator, for ``panda app``.
+    """Samples and edits of ``fitted`` on ``generator``, for ``panda app``.
 
     Args:
         fitted: the checkpoint's model, on the generator's device.
-        datamodule: the configured generator and layer.
+        generator: the configured generator at the fitted layer.
         command_prefix: how the exported commands start: ``panda --config ... --ckpt_path ...``
             options that name the run.
         gallery_size: appearances shown for a region.
@@ -106,20 +106,22 @@ class Editor:
         ranking_samples: held-out samples over which a region's appearances are ranked.
         num_neighbours: ``k`` of the mutual kNN graph of refined parts.
         cached_samples: samples kept.
+        batch_size: held-out samples through the generator at a time.
     """
 
     def __init__(
         self,
         fitted: PandA,
-        datamodule: GeneratorActivations,
+        generator: FrozenGenerator,
         command_prefix: str = "",
         gallery_size: int = 8,
         gallery_alpha: float = 1.0,
         ranking_samples: int = 128,
         num_neighbours: int = 16,
         cached_samples: int = 32,
+        batch_size: int = 64,
     ):
-        self.fitted, self.datamodule, self.command_prefix = fitted, datamodule, command_prefix
+        self.fitted, self.generator, self.command_prefix = fitted, generator, command_prefix
         self.num_appearances = fitted.appearances.shape[1]
         self.gallery_size = check_int("gallery_size", gallery_size, low=1, high=self.num_appearances,
                                       why=f"at most the {self.num_appearances} appearances")
@@ -134,7 +136,7 @@ class Editor:
         # Each appearance's coefficient at each position of held-out samples, (N, R_C, H, W):
         # a region's appearances are ranked by how much the samples differ along them there.
         self._held_out_saliency = torch.cat([
-            saliency_maps(Z, self._unit_appearances).cpu() for Z in datamodule.held_out_batches(ranking_samples)
+            saliency_maps(Z, self._unit_appearances).cpu() for Z in generator.held_out_batches(ranking_samples, batch_size)
         ])
         self._samples: OrderedDict[int, Sample] = OrderedDict()
         self._lock = threading.RLock()
@@ -148,9 +150,9 @@ class Editor:
         if seed in self._samples:
             self._samples.move_to_end(seed)
             return self._samples[seed]
-        latents = self.datamodule.preview_latents(1, seed)
-        activations = self.datamodule.activations(latents)
-        image = self.datamodule.images_from(latents, activations)
+        latents = self.generator.preview_latents(1, seed)
+        activations = self.generator.activations(latents)
+        image = self.generator.images_from(latents, activations)
         sample = Sample(latents, activations, to_unit_range(image.float())[0])
         self._samples[seed] = sample
         while len(self._samples) > self.cached_samples:
@@ -218,7 +220,7 @@ class Editor:
 
             latents = sample.latents.expand(copies, *sample.latents.shape[1:])
             activations = sample.activations.expand(copies, *sample.activations.shape[1:])
-            images = self.datamodule.images_from(latents, activations, each_its_own)
+            images = self.generator.images_from(latents, activations, each_its_own)
             thumbnails += list(at_most(to_unit_range(images.float().cpu()), largest))
         return [(appearance, score, thumbnail) for (appearance, score), thumbnail in zip(ranked, thumbnails)]
 
@@ -297,7 +299,7 @@ class Editor:
         to at most ``largest`` pixels a side, on the device), on the CPU. The layers before the
         edited one do not run again where the generator allows it."""
         sample = self.sample(request.seed)
-        edited = to_unit_range(self.datamodule.images_from(sample.latents, sample.activations, self.edit_function(request)).float())
+        edited = to_unit_range(self.generator.images_from(sample.latents, sample.activations, self.edit_function(request)).float())
         difference = difference_image(sample.image[None], edited)
         if largest is not None:
             edited, difference = at_most(edited, largest), at_most(difference, largest)

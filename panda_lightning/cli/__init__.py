@@ -18,6 +18,7 @@ from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
 from panda_lightning.generators import GaussianLatents
+from panda_lightning.generators.latents import latent_sampler
 
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")  # names Trainer.fit resolves itself
 CHECKPOINT_SUBCOMMANDS = ("app", "edit", "remove", "rewrite", "saliency", "rank", "refine")
@@ -46,14 +47,14 @@ class PandACLI(LightningCLI):
         parser.link_arguments("data.feature_shape", "model.feature_shape", apply_on="instantiate")
         parser.link_arguments("data.layer", "model.layer")
 
-    def _parse_ckpt_path(self) -> None:
-        # Lightning reads a given checkpoint's hyper-parameters here, first of all: a file that
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # Lightning reads a given checkpoint's hyper-parameters next, first of all: a file that
         # is no checkpoint of ours is named in one line rather than by the unpickler's traceback.
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in LIGHTNING_CKPT_PATHS:
             read_checkpoint(ckpt_path, weights_only=True)
-        super()._parse_ckpt_path()
 
     def after_fit(self) -> None:
         if self.trainer.is_global_zero and not self.trainer.interrupted:
@@ -75,7 +76,7 @@ class PandACLI(LightningCLI):
         parser.add_argument("--generator", type=nn.Module)
         parser.add_argument("--latents", type=GaussianLatents | None)
         built = parser.instantiate(parser.parse_object({"generator": data.generator, "latents": data.latents}))
-        sampler = GeneratorActivations.latent_sampler(built.generator, built.latents)
+        sampler = latent_sampler(built.generator, built.latents)
         self.config_init, self.model = self.config, None
         self.datamodule = ConfiguredGenerator(built.generator.eval(), sampler, data.layer)
         self.trainer = self.trainer_class(logger=False, enable_checkpointing=False, enable_model_summary=False)

@@ -46,9 +46,10 @@ class AppCommand:
             num_neighbours: ``k`` of the mutual kNN graph of refined parts.
         """
         check_int("port", port, low=0, high=65535)
-        fitted = load_fitted(model, datamodule, ckpt_path, weights_only)
+        fitted = load_fitted(model, datamodule.generator, ckpt_path, weights_only)
         prefix = " ".join([*(f"--config {shlex.quote(path)}" for path in config_files or []), f"--ckpt_path {shlex.quote(ckpt_path)}"])
-        editor = Editor(fitted, datamodule, prefix, gallery_size, gallery_alpha, ranking_samples, num_neighbours)
+        editor = Editor(fitted, datamodule.generator, prefix, gallery_size, gallery_alpha, ranking_samples, num_neighbours,
+                        batch_size=datamodule.batch_size)
         if not is_loopback(host):
             rank_zero_warn(f"host={host!r}: anyone who can reach this machine at that address and has the token can use the app.")
         server = make_server(editor, host, port)

@@ -41,10 +41,11 @@ class EditCommands:
                 with the ``"full"`` or the ``"mutual_knn"`` affinity (Alg. 2); ``None``: the global parts.
             num_neighbours: ``k`` of the mutual kNN graph.
         """
-        edit = local_edits(load_fitted(model, datamodule, ckpt_path, weights_only), edits, refine, num_neighbours)
-        latents = datamodule.preview_latents(num_samples, seed)
+        generator = datamodule.generator
+        edit = local_edits(load_fitted(model, generator, ckpt_path, weights_only), edits, refine, num_neighbours)
+        latents = generator.preview_latents(num_samples, seed)
         at = "" if refine is None else f" at parts refined with the {refine} affinity"
-        return before_after(datamodule, latents, edit, output, f"{len(edits)} edit(s){at}", layout)
+        return before_after(generator, latents, edit, output, f"{len(edits)} edit(s){at}", layout)
 
     @documents_shared_options
     def remove(
@@ -77,11 +78,12 @@ class EditCommands:
             refine: remove each sample's own part, refined with this affinity (as in ``edit``).
             num_neighbours: ``k`` of the mutual kNN graph.
         """
-        fitted = load_fitted(model, datamodule, ckpt_path, weights_only)
+        generator = datamodule.generator
+        fitted = load_fitted(model, generator, ckpt_path, weights_only)
         edit = object_removal(fitted, where, appearance, alpha, border, refine, num_neighbours)
         filled = "each sample's border" if appearance is None else f"appearance {appearance} at alpha {alpha}"
         what = f"removed {where!r}, filled with {filled}"
-        return before_after(datamodule, datamodule.preview_latents(num_samples, seed), edit, output, what, layout)
+        return before_after(generator, generator.preview_latents(num_samples, seed), edit, output, what, layout)
 
     @documents_shared_options
     def rewrite(
@@ -106,6 +108,7 @@ class EditCommands:
             alpha: how much of ``target`` per unit of ``source``.
             num_samples: generated samples, one row each: original | rewritten | difference.
         """
-        edit = concept_rewrite(load_fitted(model, datamodule, ckpt_path, weights_only), source, target, alpha)
-        latents = datamodule.preview_latents(num_samples, seed)
-        return before_after(datamodule, latents, edit, output, f"appearance {source} -> {target}", layout)
+        generator = datamodule.generator
+        edit = concept_rewrite(load_fitted(model, generator, ckpt_path, weights_only), source, target, alpha)
+        latents = generator.preview_latents(num_samples, seed)
+        return before_after(generator, latents, edit, output, f"appearance {source} -> {target}", layout)

@@ -14,9 +14,9 @@ from panda_lightning import PandA
 from panda_lightning.callbacks.refinement import RefinedParts
 from panda_lightning.cli.shared import documents_shared_options, load_fitted, write
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.datamodules.latent_stream import LatentSampler
 from panda_lightning.functional.editing import appearance_scores, localise, mean_saliency, saliency_maps
 from panda_lightning.functional.validation import check_index, check_int
+from panda_lightning.generators.latents import LatentSampler
 from panda_lightning.generators.layers import LayerOutput, layer_outputs
 from panda_lightning.files import write_atomically
 from panda_lightning.images import mask_png, saliency_grid, tile, to_unit_range
@@ -50,15 +50,16 @@ class InspectionCommands:
                 where the map is at least its mean), ``sample{i}_appearance{j}.png``: a mask
                 ``panda edit --edits`` takes.
         """
-        fitted = load_fitted(model, datamodule, ckpt_path, weights_only)
+        generator = datamodule.generator
+        fitted = load_fitted(model, generator, ckpt_path, weights_only)
         count_appearances = fitted.appearances.shape[1]
         indices = [check_index("appearances", j, count_appearances, "appearances") for j in appearances]
         shown = fitted.appearances.detach()[:, indices]
         thresholds = mean_saliency(datamodule.held_out_batches(threshold_samples), shown)
 
-        latents = datamodule.preview_latents(num_samples, seed)
-        maps = saliency_maps(datamodule.activations(latents), shown).float().cpu()
-        images = to_unit_range(datamodule.generate(latents).float().cpu())
+        latents = generator.preview_latents(num_samples, seed)
+        maps = saliency_maps(generator.activations(latents), shown).float().cpu()
+        images = to_unit_range(generator.generate(latents).float().cpu())
         rank_zero_info(f"mean saliency (localisation thresholds) of appearances {appearances}: {thresholds.tolist()}")
         located = localise(maps, thresholds.cpu())
         if masks is not None:
@@ -90,10 +91,10 @@ class InspectionCommands:
             num_samples: generated samples, one column each; rows: the samples, the global
                 parts, parts refined with the full affinity, and with the mutual-kNN affinity.
         """
-        fitted = load_fitted(model, datamodule, ckpt_path, weights_only)
-        latents = datamodule.preview_latents(num_samples, seed)
+        generator = datamodule.generator
+        fitted = load_fitted(model, generator, ckpt_path, weights_only)
         renderer = RefinedParts(num_neighbours=num_neighbours, steps=steps)  # the callback's picture
-        return write(renderer.picture(datamodule, fitted, latents), output)
+        return write(renderer.picture(generator, fitted, generator.preview_latents(num_samples, seed)), output)
 
     @documents_shared_options
     def rank(
@@ -117,7 +118,8 @@ class InspectionCommands:
             num_samples: held-out samples to rank.
             show: samples shown in each row.
         """
-        fitted = load_fitted(model, datamodule, ckpt_path, weights_only)
+        generator = datamodule.generator
+        fitted = load_fitted(model, generator, ckpt_path, weights_only)
         appearances, parts = fitted.appearances.detach(), fitted.parts.detach()
         if part is not None:
             check_index("part", part, parts.shape[1], "parts")
@@ -128,7 +130,7 @@ class InspectionCommands:
         ]).cpu()
         order = scores.argsort(descending=True)
         chosen = torch.cat([order[:show], order[-show:]])
-        images = to_unit_range(datamodule.generate(datamodule.held_out_latents(chosen.tolist())).float().cpu())
+        images = to_unit_range(generator.generate(generator.held_out_latents(chosen.tolist())).float().cpu())
         rank_zero_info(f"highest scores {scores[order[:show]].tolist()}, lowest {scores[order[-show:]].tolist()}")
         return write(tile(images.view(2, show, *images.shape[1:]), rows=["highest", "lowest"]), output)
 
@@ -151,17 +153,17 @@ class InspectionCommands:
                 a fit writes can be given as it is.
             weights_only: not used.
         """
-        generator = datamodule.generator
+        network = datamodule.network
         latents = datamodule.sampler(1, torch.Generator().manual_seed(0))
-        rows = layer_outputs(generator, lambda: generator(latents))
-        print(_layer_table(rows, type(generator).__name__, datamodule.layer))
+        rows = layer_outputs(network, lambda: network(latents))
+        print(_layer_table(rows, type(network).__name__, datamodule.layer))
         return rows
 
 
 class ConfiguredGenerator(NamedTuple):
     """What ``panda layers`` builds from a config in place of the DataModule, which needs a valid layer."""
 
-    generator: nn.Module
+    network: nn.Module
     sampler: LatentSampler
     layer: str
 

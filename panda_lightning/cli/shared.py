@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from panda_lightning import PandA
-from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.generators.frozen import FrozenGenerator
 from panda_lightning.functional.validation import check_choice
 from panda_lightning.images import difference_image, save_png, tile, to_unit_range
 
@@ -39,15 +39,15 @@ def documents_shared_options(command: Command) -> Command:
     return command
 
 
-def load_fitted(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, weights_only: bool | None) -> PandA:
+def load_fitted(model: PandA, generator: FrozenGenerator, ckpt_path: str, weights_only: bool | None) -> PandA:
     """The checkpoint's model, on the generator's device, after checking it fits the generator's layer."""
     # (PandACLI has checked that ckpt_path is a readable checkpoint of ours.)
-    fitted = type(model).load_from_checkpoint(ckpt_path, map_location=datamodule.device, weights_only=weights_only)
+    fitted = type(model).load_from_checkpoint(ckpt_path, map_location=generator.device, weights_only=weights_only)
     shape, layer = tuple(fitted.hparams.feature_shape), fitted.hparams.get("layer")
-    if shape != tuple(datamodule.feature_shape) or (layer is not None and layer != datamodule.layer):
+    if shape != tuple(generator.feature_shape) or (layer is not None and layer != generator.layer):
         raise ValueError(
             f"ckpt_path={ckpt_path!r} holds factors of layer {layer!r} with activations {shape}, but the "
-            f"configured generator's layer {datamodule.layer!r} gives {tuple(datamodule.feature_shape)}: "
+            f"configured generator's layer {generator.layer!r} gives {tuple(generator.feature_shape)}: "
             "use the config the checkpoint was fitted with (its config.yaml sits beside the logs)."
         )
     return fitted.eval()
@@ -57,11 +57,11 @@ LAYOUTS = ("rows", "edited")
 
 
 def before_after(
-    datamodule: GeneratorActivations, latents: Tensor, edit: Callable[[Tensor], Tensor], output: str, what: str,
+    generator: FrozenGenerator, latents: Tensor, edit: Callable[[Tensor], Tensor], output: str, what: str,
     layout: str = "rows",
 ) -> Path:
     check_choice("layout", layout, LAYOUTS)
-    original, (edited,) = datamodule.generate_with_edits(latents, [edit])
+    original, (edited,) = generator.generate_with_edits(latents, [edit])
     original, edited = to_unit_range(original.float().cpu()), to_unit_range(edited.float().cpu())
     rank_zero_info(f"{what}: mean absolute change per pixel {(edited - original).abs().mean().item():.4f}")
     if layout == "edited":

@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
+from panda_lightning.fitting.contract import HeldOutActivations
 from panda_lightning.fitting.optimizer import BlockCoordinateDescent
 from panda_lightning.functional.algorithm import (
     GramRelativeError,
@@ -106,6 +107,7 @@ class PandA(L.LightningModule):
         self.register_buffer("activation_scale", torch.tensor(1.0))
         self.convergence = ConvergenceTracker(tol=tol, patience=patience)
         self.held_out_error = RelativeError()
+        self._held_out: HeldOutActivations | None = None  # the data tell it at set-up
 
     # -- the algorithm -----------------------------------------------------------------------
 
@@ -136,15 +138,20 @@ class PandA(L.LightningModule):
             f"({channels} x {height} x {width}), fitted {stop}{limit}."
         )
 
+    def setup(self, stage: str) -> None:
+        # What the fit takes from its data (fitting.contract): the held-out activations of the initialisation.
+        datamodule = self.trainer.datamodule
+        self._held_out = datamodule if isinstance(datamodule, HeldOutActivations) else None
+
     @torch.no_grad()
     def _initialise_appearances(self) -> None:
-        batches = getattr(self.trainer.datamodule, "held_out_batches", None)
-        if batches is None:
+        if self._held_out is None:
             raise TypeError(
                 "PandA initialises its appearances from streamed activations: fit it with a "
                 "DataModule that has held_out_batches(num_samples), such as "
                 "panda_lightning.datamodules.GeneratorActivations."
             )
+        batches = self._held_out.held_out_batches
         channels = self.appearances.shape[0]
         scatter = torch.zeros(channels, channels, device=self.device)
         scale_terms = torch.zeros(2, device=self.device)

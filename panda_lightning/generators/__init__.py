@@ -12,6 +12,7 @@ network pickles (without running them), :class:`StyleGAN2` rosinality's checkpoi
 
 from panda_lightning.generators.biggan import BigGAN
 from panda_lightning.generators.face_dcgan import FACE_DCGAN_INSTALL, FaceDCGAN
+from panda_lightning.generators.frozen import FrozenGenerator
 from panda_lightning.generators.latents import GaussianLatents
 from panda_lightning.generators.omniart_eyes import EYE_COLOURS, OMNIART_EYES_INSTALL, OmniartEyes
 from panda_lightning.generators.photo_faces import PHOTO_FACES_INSTALL, PhotoFaceDCGAN
@@ -21,6 +22,6 @@ from panda_lightning.generators.stylegan import StyleGAN2, StyleGAN3
 from panda_lightning.generators.weights import load_weights
 
 __all__ = [
-    "BigGAN", "EYE_COLOURS", "FACE_DCGAN_INSTALL", "FaceDCGAN", "GaussianLatents", "OMNIART_EYES_INSTALL",
+    "BigGAN", "EYE_COLOURS", "FACE_DCGAN_INSTALL", "FaceDCGAN", "FrozenGenerator", "GaussianLatents", "OMNIART_EYES_INSTALL",
     "OmniartEyes", "PHOTO_FACES_INSTALL", "PhotoFaceDCGAN", "ProGAN", "StyleGAN2", "StyleGAN3", "StyleGenerator", "load_weights",
 ]
