@@ -31,15 +31,15 @@ test-fast: setup
 	$(BIN)/python -m pytest -ra -m 'not slow'
 
 benchmark: setup
-	$(BIN)/python -m benchmarks.gradients
+	$(BIN)/python -m benchmarks.speed.gradients
 
 # MediaPipe's face landmarks for the locality table, in their own environment: mediapipe 0.10.21
 # pins numpy<2 and the main environment has numpy 2.
 eval-env: $(EVAL_VENV)/.installed
 
-$(EVAL_VENV)/.installed: benchmarks/requirements-eval.txt
+$(EVAL_VENV)/.installed: benchmarks/evidence/requirements-eval.txt
 	$(PYTHON) -m venv $(EVAL_VENV)
-	$(EVAL_VENV)/bin/python -m pip install -r benchmarks/requirements-eval.txt
+	$(EVAL_VENV)/bin/python -m pip install -r benchmarks/evidence/requirements-eval.txt
 	touch $@
 
 # The paper's Table 2 on the face DCGAN: PandA against SeFa, GANSpace, k-means parts, LowRankGAN and ReSeFa,
@@ -47,7 +47,7 @@ $(EVAL_VENV)/.installed: benchmarks/requirements-eval.txt
 # with pictures of the regions and of each method's chosen edits, and the results as JSON, in
 # runs/locality_table/.
 locality-table: setup eval-env
-	$(BIN)/python -m benchmarks.locality --eval_python $(EVAL_VENV)/bin/python --pictures runs/locality_table \
+	$(BIN)/python -m benchmarks.evidence.locality --eval_python $(EVAL_VENV)/bin/python --pictures runs/locality_table \
 		--json runs/locality_table/table.json
 
 tensorboard: setup

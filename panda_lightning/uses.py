@@ -12,6 +12,7 @@ from torch import Tensor
 
 from panda_lightning.fitting.module import PandA
 from panda_lightning.functional.editing import border_mask, remove_object, rewrite_concept
+from panda_lightning.functional.refinement import NUM_NEIGHBOURS
 from panda_lightning.images import load_mask
 
 Edit = Callable[[Tensor], Tensor]
@@ -24,7 +25,7 @@ def mask_or_part(where: Where) -> int | Tensor:
 
 
 def local_edits(
-    fitted: PandA, edits: Sequence[tuple[Where, int, float]], refine: str | None = None, num_neighbours: int = 16
+    fitted: PandA, edits: Sequence[tuple[Where, int, float]], refine: str | None = None, num_neighbours: int = NUM_NEIGHBOURS
 ) -> Edit:
     """Appearances added at parts or masks (Sec. 3.3.1): ``edits`` are ``(where, appearance, alpha)``;
     with ``refine`` (``"full"`` or ``"mutual_knn"``) part indices are each sample's refined parts."""
@@ -44,7 +45,7 @@ def object_removal(
     alpha: float = 3.0,
     border: int | None = None,
     refine: str | None = None,
-    num_neighbours: int = 16,
+    num_neighbours: int = NUM_NEIGHBOURS,
 ) -> Edit:
     """What is at a part or mask filled with each sample's background (Sec. 5.2), or, given
     ``appearance``, that appearance added there at ``alpha``."""

@@ -18,11 +18,14 @@ import numpy as np
 import pytest
 import torch
 
+from panda_lightning import PandA
 from panda_lightning.app import EditRequest, Editor
 from panda_lightning.app.api import EditorAPI, mask_from_data_url
 from panda_lightning.cli import run
-from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.functional.editing import appearance_scores
+from panda_lightning.functional.factorization import channel_scatter, hosvd_appearances, unfold
+from panda_lightning.generators import FrozenGenerator, StyleGAN2
+from panda_lightning.generators.adapters.stylegan import CONFIG_F
 from panda_lightning.images import load_mask, mask_png, part_colours, part_masks
 
 from app_support import Served, canvas_data_url, file_pixels, pixels, post, serving, square_mask
@@ -221,16 +224,16 @@ def test_panda_app_refuses_a_bad_checkpoint_in_one_line_before_serving(fitted, t
 
 
 def test_large_images_are_shown_shrunk_and_downloaded_whole():
-    from benchmarks.app import random_factors
-    from benchmarks.full_size import CONFIG_F
-    from panda_lightning.generators import StyleGAN2
-
     # StyleGAN2's shape at 1024 px, narrow: it runs no forward_from, so edits rerun it with hooks.
     synthesis = {**CONFIG_F["synthesis_kwargs"], "channel_base": 1024, "channel_max": 16}
     torch.manual_seed(0)
-    generator = StyleGAN2(architecture={**CONFIG_F, "synthesis_kwargs": synthesis}, truncation_psi=0.7).eval()
-    datamodule = GeneratorActivations(generator, layer="layer5", batch_size=8)
-    api = EditorAPI(Editor(random_factors(datamodule, 4), datamodule.generator, ranking_samples=8, gallery_size=2))
+    generator = FrozenGenerator(StyleGAN2(architecture={**CONFIG_F, "synthesis_kwargs": synthesis}, truncation_psi=0.7), "layer5")
+    # Factors as the fit starts them: A by HOSVD of held-out samples, random parts.
+    model = PandA(generator.feature_shape, layer="layer5", parts_rank=4)
+    scatter = sum(channel_scatter(unfold(Z)) for Z in generator.held_out_batches(16, batch_size=8))
+    model.appearances.data.copy_(hosvd_appearances(scatter, generator.feature_shape[0]))
+    model.activation_scale.fill_((scatter.trace() / (16 * 16 * 16)).sqrt().item())
+    api = EditorAPI(Editor(model.eval(), generator, ranking_samples=8, gallery_size=2))
     shown = api.sample({"seed": 0})
     assert shown["size"] == [1024, 1024] and pixels(shown["image"]).shape == (512, 512, 3)
     request = {"seed": 0, "part": api.editor.part_at(0, "global", 700, 300), "appearance": 1, "alpha": 2.0}

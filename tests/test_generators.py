@@ -18,8 +18,8 @@ from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.generators import (
     EYE_COLOURS, BigGAN, FaceDCGAN, OmniartEyes, PhotoFaceDCGAN, StyleGAN2, StyleGAN3, StyleGenerator, load_weights,
 )
-from panda_lightning.generators.photo_faces import WEIGHTS, sequential_names
-from panda_lightning.generators.weights import installed_file
+from panda_lightning.generators.adapters.photo_faces import WEIGHTS, sequential_names
+from panda_lightning.generators.formats.weights import installed_file
 from panda_lightning.loading import RefusedFile
 from panda_lightning.generators.layers import activations_at
 from panda_lightning.metrics import roir

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import ROOT
 
-SUBPACKAGES = ("app", "callbacks", "cli", "datamodules", "fitting", "functional", "generators")
+SUBPACKAGES = ("app", "callbacks", "cli", "datamodules", "fitting", "functional", "generators", "generators/adapters",
+               "generators/formats", "generators/networks")
 
 
 @pytest.mark.slow
@@ -43,15 +44,17 @@ def test_pip_install_puts_one_top_level_package_with_every_room(tmp_path):
         [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)}, capture_output=True, text=True, check=True
     )
     modules_and_file = result.stdout.split()
-    assert modules_and_file[:2] == ["panda_lightning.datamodules.activations", "panda_lightning.callbacks.parts"]
+    assert modules_and_file[:2] == ["panda_lightning.datamodules.activations", "panda_lightning.callbacks.parts_overlay"]
     assert Path(modules_and_file[2]).is_relative_to(target)
 
 
 def test_every_subpackage_is_declared_for_installation():
-    folders = {path.parent.name for path in (ROOT / "panda_lightning").glob("*/__init__.py")}
+    package = ROOT / "panda_lightning"
+    folders = {path.parent.relative_to(package).as_posix() for path in package.glob("*/**/__init__.py")}
     declared = (ROOT / "setup.cfg").read_text()
     for subpackage in folders | {"callbacks", "datamodules"}:
-        assert f"panda_lightning.{subpackage}\n" in declared, f"panda_lightning.{subpackage} is missing from setup.cfg's packages"
+        dotted = subpackage.replace("/", ".")
+        assert f"panda_lightning.{dotted}\n" in declared, f"panda_lightning.{dotted} is missing from setup.cfg's packages"
     assert folders | {"callbacks", "datamodules"} == set(SUBPACKAGES)
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from panda_lightning.generators import StyleGAN2, StyleGAN3
 from panda_lightning.generators.layers import activations_at
-from panda_lightning.generators.network_pickle import read_network_pickle
+from panda_lightning.generators.formats.nvidia_pickle import read_network_pickle
 
 from conftest import Exploit, assert_equal_to_float32_rounding
 

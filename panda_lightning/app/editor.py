@@ -24,6 +24,7 @@ from torch import Tensor
 
 from panda_lightning.fitting.module import PandA
 from panda_lightning.functional.editing import appearance_spread, mask_at_layer, part_mask, saliency_maps
+from panda_lightning.functional.refinement import NUM_NEIGHBOURS
 from panda_lightning.functional.validation import check_choice, check_float, check_index, check_int
 from panda_lightning.generators.frozen import FrozenGenerator
 from panda_lightning.images import at_most, difference_image, mask_png, part_masks, segmentation_overlay, to_unit_range
@@ -117,7 +118,7 @@ class Editor:
         gallery_size: int = 8,
         gallery_alpha: float = 1.0,
         ranking_samples: int = 128,
-        num_neighbours: int = 16,
+        num_neighbours: int = NUM_NEIGHBOURS,
         cached_samples: int = 32,
         batch_size: int = 64,
     ):

@@ -11,6 +11,7 @@ from panda_lightning.app import Editor, make_server
 from panda_lightning.app.guard import is_loopback
 from panda_lightning.cli.shared import documents_shared_options, load_fitted
 from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.functional.refinement import NUM_NEIGHBOURS
 from panda_lightning.functional.validation import check_int
 
 
@@ -28,7 +29,7 @@ class AppCommand:
         gallery_size: int = 8,
         gallery_alpha: float = 1.0,
         ranking_samples: int = 128,
-        num_neighbours: int = 16,
+        num_neighbours: int = NUM_NEIGHBOURS,
         weights_only: bool | None = None,
         config_files: list[str] | None = None,
     ) -> None:

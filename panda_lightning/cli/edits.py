@@ -7,6 +7,7 @@ from pathlib import Path
 from panda_lightning import PandA
 from panda_lightning.cli.shared import before_after, documents_shared_options, load_fitted
 from panda_lightning.datamodules import GeneratorActivations
+from panda_lightning.functional.refinement import NUM_NEIGHBOURS
 from panda_lightning.uses import concept_rewrite, local_edits, object_removal
 
 
@@ -26,7 +27,7 @@ class EditCommands:
         output: str = "edit.png",
         layout: str = "rows",
         refine: str | None = None,
-        num_neighbours: int = 16,
+        num_neighbours: int = NUM_NEIGHBOURS,
         weights_only: bool | None = None,
     ) -> Path:
         """Edit generated samples at parts or hand-drawn masks with chosen appearances (Sec. 3.3.1).
@@ -62,7 +63,7 @@ class EditCommands:
         output: str = "remove.png",
         layout: str = "rows",
         refine: str | None = None,
-        num_neighbours: int = 16,
+        num_neighbours: int = NUM_NEIGHBOURS,
         weights_only: bool | None = None,
     ) -> Path:
         """Remove what is at a part or mask by filling it with background (Sec. 5.2).

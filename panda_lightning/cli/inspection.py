@@ -11,10 +11,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from panda_lightning import PandA
-from panda_lightning.callbacks.refinement import RefinedParts
+from panda_lightning.callbacks.refined_parts import RefinedParts
 from panda_lightning.cli.shared import documents_shared_options, load_fitted, write
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.functional.editing import appearance_scores, localise, mean_saliency, saliency_maps
+from panda_lightning.functional.refinement import NUM_NEIGHBOURS
 from panda_lightning.functional.validation import check_index, check_int
 from panda_lightning.generators.latents import LatentSampler
 from panda_lightning.generators.layers import LayerOutput, layer_outputs
@@ -76,7 +77,7 @@ class InspectionCommands:
         model: PandA,
         datamodule: GeneratorActivations,
         ckpt_path: str,
-        num_neighbours: int = 16,
+        num_neighbours: int = NUM_NEIGHBOURS,
         steps: int = 10,
         num_samples: int = 6,
         seed: int = 0,

@@ -11,7 +11,7 @@ and the model ``Z_i ~ A (A^T Z_i P) P^T`` (Eq. 1-3).
 Everything returns *sums* over samples, never means, so that a sum over devices is exact
 whatever each device's batch size. Nothing here forms an ``S x S`` or ``C x C`` product per
 sample: with ``U_i = Z_i P`` and ``L_i = A^T U_i`` every quantity is a few passes of
-``C * S * R_S`` per sample plus ``R x R`` work (see ``python -m benchmarks.gradients``).
+``C * S * R_S`` per sample plus ``R x R`` work (see ``python -m benchmarks.speed.gradients``).
 With a full orthonormal basis (``R_C = C``) the loss depends on a batch only through its
 positions' Gram matrix ``sum_i Z_i^T Z_i`` (``S x S``, formed once per batch), and the
 ``gram_*`` functions evaluate it in ``O(S^2 R_S)``, whatever the batch.

@@ -42,6 +42,7 @@ from panda_lightning.functional.factorization import project_nonnegative_
 from panda_lightning.functional.validation import check_choice, check_float, check_int
 
 AFFINITIES = ("full", "mutual_knn")
+NUM_NEIGHBOURS = 16  # k of the mutual kNN graph, unless a caller says otherwise
 _EDGES_AT_ONCE = 4096
 
 
@@ -237,8 +238,8 @@ def _descend(
     max_halvings: int,
 ) -> tuple[Tensor, Tensor]:
     """Projected gradient descent with step sizes ``lr / curvature(P~_i)``, each sample's ``lr``
-    halved whenever a trial step would raise its objective, and kept halved for the next steps (as
-    in :class:`panda_lightning.fitting.optimizer.ProjectedGradientDescent`). A step that would empty a part
+    halved whenever a trial step would raise its objective, and kept halved for the next steps. A
+    step that would empty a part
     (project a whole column to zero) counts as too long as well: an empty part has a zero gradient
     and could never come back, although emptying one often lowers Eq. 10 when ``P~`` is too large.
     A sample that no step lowers within ``max_halvings`` halvings is at a stationary point to
@@ -276,7 +277,7 @@ def refine_parts(
     A: Tensor,
     P: Tensor,
     affinity: str = "full",
-    num_neighbours: int = 16,
+    num_neighbours: int = NUM_NEIGHBOURS,
     steps: int = 10,
     lr: float = 4.0,
     chunk_size: int = 256,
