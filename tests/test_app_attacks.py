@@ -8,7 +8,6 @@ end in seconds; ``docs/app.md`` gives the defaults.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import re
@@ -18,9 +17,8 @@ import socket
 import subprocess
 import time
 
-import numpy as np
 import pytest
-from PIL import EpsImagePlugin, Image, PngImagePlugin
+from PIL import EpsImagePlugin, PngImagePlugin
 
 from panda_lightning.app import Limits
 from panda_lightning.app.guard import TOKEN_HEADER

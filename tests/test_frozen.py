@@ -63,7 +63,7 @@ def test_gradients_with_respect_to_the_layers_activations(runs_from_layer):
     assert generator.runs_from_layer is runs_from_layer
     latents = generator.preview_latents(2, seed=0).double()
     Z = generator.activations(latents).detach().requires_grad_()
-    images = generator.images_from(latents, Z, edit=lambda activations: Z if not runs_from_layer else activations, grad=True)
+    images = generator.images_at(latents, Z, grad=True)
     weights = torch.randn_like(images)
     (ours,) = torch.autograd.grad((images * weights).sum(), Z)
     (theirs,) = torch.autograd.grad((network.main[9:](Z) * weights).sum(), Z)

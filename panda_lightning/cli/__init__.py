@@ -6,10 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
-from torch import nn
 
 from panda_lightning.cli.errors import check_is_file, one_line_errors, read_checkpoint
 from panda_lightning.cli.inspection import ConfiguredGenerator
@@ -17,11 +15,10 @@ from panda_lightning.cli.messages import fit_summary, quiet_third_party_noise
 from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
-from panda_lightning.generators import GaussianLatents
-from panda_lightning.generators.latents import latent_sampler
+from panda_lightning.runs import network_and_sampler
 
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")  # names Trainer.fit resolves itself
-CHECKPOINT_SUBCOMMANDS = ("app", "edit", "remove", "rewrite", "saliency", "rank", "refine")
+CHECKPOINT_SUBCOMMANDS = ("app", "edit", "remove", "rewrite", "saliency", "rank", "refine", "invert")
 
 DESCRIPTION = (
     "Fit PandA (parts and appearances of a pretrained GAN's layer) with Lightning. "
@@ -36,7 +33,7 @@ class PandACLI(LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         # No validation or test data: fit, then the picture subcommands of PandATrainer.
-        pictures = {name: {"model", "datamodule"} for name in ("edit", "remove", "saliency", "rewrite", "rank", "refine")}
+        pictures = {name: {"model", "datamodule"} for name in ("edit", "remove", "saliency", "rewrite", "rank", "refine", "invert")}
         return {
             "fit": LightningCLI.subcommands()["fit"], **pictures, "layers": {"model", "datamodule"},
             "app": {"model", "datamodule", "config_files"},  # the app is told the config files, not the user
@@ -72,13 +69,9 @@ class PandACLI(LightningCLI):
         # `panda layers` is how a user chooses data.layer, so the configured one may be wrong:
         # build the generator and its latents alone, as the DataModule and the model need the layer.
         data = self.config.layers.data
-        parser = ArgumentParser()
-        parser.add_argument("--generator", type=nn.Module)
-        parser.add_argument("--latents", type=GaussianLatents | None)
-        built = parser.instantiate(parser.parse_object({"generator": data.generator, "latents": data.latents}))
-        sampler = latent_sampler(built.generator, built.latents)
+        network, sampler = network_and_sampler({"generator": data.generator, "latents": data.latents})
         self.config_init, self.model = self.config, None
-        self.datamodule = ConfiguredGenerator(built.generator.eval(), sampler, data.layer)
+        self.datamodule = ConfiguredGenerator(network, sampler, data.layer)
         self.trainer = self.trainer_class(logger=False, enable_checkpointing=False, enable_model_summary=False)
 
 

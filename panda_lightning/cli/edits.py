@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from panda_lightning import PandA
-from panda_lightning.cli.shared import before_after, documents_shared_options, load_fitted
+from panda_lightning.cli.shared import documents_shared_options, load_fitted, render
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.functional.refinement import NUM_NEIGHBOURS
 from panda_lightning.uses import concept_rewrite, local_edits, object_removal
@@ -28,9 +28,11 @@ class EditCommands:
         layout: str = "rows",
         refine: str | None = None,
         num_neighbours: int = NUM_NEIGHBOURS,
+        image: str | None = None,
+        inversion: str | None = None,
         weights_only: bool | None = None,
     ) -> Path:
-        """Edit generated samples at parts or hand-drawn masks with chosen appearances (Sec. 3.3.1).
+        """Edit generated samples (or a photo) at parts or hand-drawn masks with chosen appearances (Sec. 3.3.1).
 
         Args:
             edits: ``[where, appearance, alpha]`` triples: ``where`` a part index or the path of a
@@ -44,9 +46,8 @@ class EditCommands:
         """
         generator = datamodule.generator
         edit = local_edits(load_fitted(model, generator, ckpt_path, weights_only), edits, refine, num_neighbours)
-        latents = generator.preview_latents(num_samples, seed)
         at = "" if refine is None else f" at parts refined with the {refine} affinity"
-        return before_after(generator, latents, edit, output, f"{len(edits)} edit(s){at}", layout)
+        return render(generator, image, inversion, num_samples, seed, edit, output, f"{len(edits)} edit(s){at}", layout)
 
     @documents_shared_options
     def remove(
@@ -64,6 +65,8 @@ class EditCommands:
         layout: str = "rows",
         refine: str | None = None,
         num_neighbours: int = NUM_NEIGHBOURS,
+        image: str | None = None,
+        inversion: str | None = None,
         weights_only: bool | None = None,
     ) -> Path:
         """Remove what is at a part or mask by filling it with background (Sec. 5.2).
@@ -84,7 +87,7 @@ class EditCommands:
         edit = object_removal(fitted, where, appearance, alpha, border, refine, num_neighbours)
         filled = "each sample's border" if appearance is None else f"appearance {appearance} at alpha {alpha}"
         what = f"removed {where!r}, filled with {filled}"
-        return before_after(generator, generator.preview_latents(num_samples, seed), edit, output, what, layout)
+        return render(generator, image, inversion, num_samples, seed, edit, output, what, layout)
 
     @documents_shared_options
     def rewrite(
@@ -99,6 +102,8 @@ class EditCommands:
         seed: int = 0,
         output: str = "rewrite.png",
         layout: str = "rows",
+        image: str | None = None,
+        inversion: str | None = None,
         weights_only: bool | None = None,
     ) -> Path:
         """Replace appearance ``source`` by ``target`` wherever it is present (Eq. 14-16).
@@ -111,5 +116,4 @@ class EditCommands:
         """
         generator = datamodule.generator
         edit = concept_rewrite(load_fitted(model, generator, ckpt_path, weights_only), source, target, alpha)
-        latents = generator.preview_latents(num_samples, seed)
-        return before_after(generator, latents, edit, output, f"appearance {source} -> {target}", layout)
+        return render(generator, image, inversion, num_samples, seed, edit, output, f"appearance {source} -> {target}", layout)

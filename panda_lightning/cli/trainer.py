@@ -14,11 +14,12 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from panda_lightning.cli.app import AppCommand
 from panda_lightning.cli.edits import EditCommands
 from panda_lightning.cli.inspection import InspectionCommands
+from panda_lightning.cli.photos import PhotoCommands
 
 VAL_CHECK_INTERVAL = 50
 
 
-class PandATrainer(EditCommands, InspectionCommands, AppCommand, L.Trainer):
+class PandATrainer(EditCommands, InspectionCommands, PhotoCommands, AppCommand, L.Trainer):
     """Lightning's Trainer with PandA's picture subcommands, validation every
     ``VAL_CHECK_INTERVAL`` steps unless ``val_check_interval`` says otherwise, and an error for
     impossible devices that says what the machine has."""

@@ -113,16 +113,25 @@ class FrozenGenerator:
         bundled DCGANs do), so that an edit need not rerun the layers before it."""
         return callable(getattr(self.network, "forward_from", None))
 
-    def images_from(self, latents: Tensor, activations: Tensor | None, edit: Edit | None = None, grad: bool = False) -> Tensor:
+    def images_at(self, latents: Tensor, activations: Tensor, grad: bool = False) -> Tensor:
+        """The images of ``latents`` with the layer's activations replaced by ``activations``
+        (an inverted photo's, say, which no latents give): one pass from the layer on where the
+        network :attr:`runs_from_layer`, otherwise the whole network with the layer's output
+        replaced (the layers after it may take the latents too: a StyleGAN's styles). ``grad``:
+        keep the graph, for gradients with respect to ``latents`` or ``activations``."""
+        if not self.runs_from_layer:
+            return self.generate(latents, lambda _: activations, grad)
+        with torch.set_grad_enabled(grad):
+            return self.network.forward_from(self.layer, activations)
+
+    def images_from(self, latents: Tensor, activations: Tensor | None, edit: Edit | None = None) -> Tensor:
         """The images of ``latents`` whose activations at the layer, ``activations =
         activations(latents)``, are replaced by ``edit(activations)`` (or kept, without ``edit``):
         one pass from the layer on where the network :attr:`runs_from_layer` (``activations``
-        needed), otherwise the whole network (``activations`` unused, may be ``None``). ``grad``:
-        keep the graph, for gradients with respect to ``latents`` or ``activations``."""
+        needed), otherwise the whole network (``activations`` unused, may be ``None``)."""
         if not self.runs_from_layer:
-            return self.generate(latents, edit, grad)
-        with torch.set_grad_enabled(grad):
-            return self.network.forward_from(self.layer, activations if edit is None else edit(activations))
+            return self.generate(latents, edit)
+        return self.images_at(latents, activations if edit is None else edit(activations))
 
     def generate_with_edits(
         self, latents: Tensor, edits: Sequence[Edit], then: Callable[[Tensor], Tensor] = lambda images: images,

@@ -52,3 +52,17 @@ def test_the_app_benchmark_prints_each_latency_at_a_small_size():
     assert len(re.findall(r"^    of which the edited images +[0-9.]+ ms +[0-9.]+ x \(the rest: encoding them for the page\)$", out, re.M)) == 2
     assert len(re.findall(r"^  gallery of 8 appearances +[0-9.]+ ms$", out, re.M)) == 2
     assert re.search(r"^  edit through HTTP \(round trip\) +[0-9.]+ ms$", out, re.M)
+
+
+@pytest.mark.slow
+def test_the_inversion_benchmark_prints_both_stages_and_the_locality(converged):
+    command = [sys.executable, "-m", "benchmarks.evidence.inversion", "--ckpt_path", str(converged / "checkpoints" / "last.ckpt"),
+               "--samples", "1", "--budgets", "0.05", "--losses", "l1"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    stage = r"\s+\d+ steps\s+[0-9.]+ s\s+[0-9.]+ [0-9.]+"
+    for target in ("generated", "photo"):
+        assert re.search(rf"^{target}\s+l1\s+0\.05 \|{stage} \|{stage}$", out, re.M), target
+    assert re.search(r"^generated images\s+inside/outside\s+[0-9.]+\s+ROIR [0-9.]+$", out, re.M)
+    assert re.search(r"^photo, l1\s+inside/outside\s+[0-9.]+\s+ROIR [0-9.]+$", out, re.M)

@@ -162,7 +162,10 @@ class _StyleGAN(nn.Module):
         return torch.cat([z, nn.functional.one_hot(labels, self.c_dim).float()], dim=1)
 
     def mapping_ws(self, latents: Tensor) -> Tensor:
-        """``ws: (N, num_ws, w_dim)`` of ``latents``, truncated as configured."""
+        """``ws: (N, num_ws, w_dim)`` of ``latents``, truncated as configured; latents that are
+        ``ws`` already (``(N, num_ws, w_dim)``, as an inversion in W+ finds them) as they are."""
+        if latents.ndim == 3:
+            return latents
         z, c = latents[:, : self.z_dim], latents[:, self.z_dim :]
         return self.mapping(z, c if self.c_dim else None, self.truncation_psi, self.truncation_cutoff)
 
