@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import torch
 from torch import Tensor
@@ -125,13 +126,17 @@ class Inversion:
 
     def save(self, path: str | Path) -> Path:
         """Write it (atomically) as tensors and plain values, which :meth:`load` reads without running anything."""
+        return write_atomically(path, self.save_to)
+
+    def save_to(self, file: IO[bytes]) -> None:
+        """Write it to an open file, as :meth:`save` does."""
         content = {
             "format": FORMAT, "version": VERSION, "layer": self.layer, "latents": self.latents.detach().cpu(),
             "activations": self.activations.detach().cpu(), "box": [self.box.x, self.box.y, self.box.size],
             "photo_size": list(self.photo_size), "photo_digest": self.photo_digest,
             "stages": {name: asdict(stage) for name, stage in self.stages.items()},
         }
-        return write_atomically(path, lambda file: torch.save(content, file))
+        torch.save(content, file)
 
     @classmethod
     def load(cls, path: str | Path) -> Inversion:

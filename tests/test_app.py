@@ -238,7 +238,7 @@ def test_large_images_are_shown_shrunk_and_downloaded_whole():
     assert shown["size"] == [1024, 1024] and pixels(shown["image"]).shape == (512, 512, 3)
     request = {"seed": 0, "part": api.editor.part_at(0, "global", 700, 300), "appearance": 1, "alpha": 2.0}
     preview, whole = api.edit(request), api.edit({**request, "full": True})
-    assert preview["shrunk"] is True and pixels(preview["edited"]).shape == (512, 512, 3)
+    assert preview["whole"] is False and pixels(preview["edited"]).shape == (512, 512, 3)
     assert set(whole) == {"edited"} and pixels(whole["edited"]).shape == (1024, 1024, 3)
     full = torch.from_numpy(pixels(whole["edited"])).permute(2, 0, 1).float() / 255
     shrunk = torch.nn.functional.avg_pool2d(full[None], 2)[0]

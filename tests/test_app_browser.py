@@ -384,3 +384,72 @@ def test_undo_reload_keyboard_and_a_narrow_window(app_url, browser):
         assert driver.find_element("id", "stage").size["width"] > 250
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_open_a_photo_choose_its_box_invert_it_edit_it_and_export(app_url, browser, converged, tmp_path, monkeypatch):
+    """The photo a person brings: opened with the file picker, its box set, inverted with its progress
+    shown, edited at a refined part, and the exported command writes the page's download bit for bit."""
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    from test_photos import ASTRONAUT
+    from PIL import Image
+
+    driver = browser
+    open_page(driver, app_url)
+    folder = converged.parents[2]  # where the app runs, and so where its exported commands are run
+    Image.open(ASTRONAUT).convert("RGB").save(folder / "me.jpg", quality=92)
+    driver.find_element("id", "photo-file").send_keys(str(folder / "me.jpg"))
+    settled(driver, "document.getElementById('box-size').value === '512'")  # the middle square at first
+    assert driver.find_element("id", "photo-panel").is_displayed()
+    for field, value in (("box-size", "190"), ("box-x", "135"), ("box-y", "5")):  # (a smaller square first: it can move)
+        box = driver.find_element("id", field)
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(value, Keys.TAB)
+    settled(driver, "['box-x', 'box-y', 'box-size'].map((id) => document.getElementById(id).value).join() === '135,5,190'")
+    driver.find_element("id", "invert").click()
+    seen = set()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def inverted(d):
+        seen.add(d.find_element("id", "photo-status").text.split(" ")[0])
+        return d.execute_script("return window.pandaShown() !== null && window.pandaShown().photo !== null && window.pandaBusy === 0;")
+
+    WebDriverWait(driver, 120, poll_frequency=0.1).until(inverted)
+    assert "inverting:" in seen  # the progress was shown
+    assert not driver.find_element("id", "photo-panel").is_displayed()
+    assert "Photo me.jpg, box 135,5,190 of 512 x 512 px" in driver.find_element("id", "photo-name").text
+    assert image_of(driver, "original").shape == (512, 512, 3)
+
+    Select(driver.find_element("id", "parts")).select_by_value("full")
+    settled(driver, "window.pandaShown().parts === 'full'")
+    driver.find_element("css selector", "#legend button[data-part='7']").click()
+    settled(driver, "window.pandaShown().part === 7 && window.pandaEdits >= 1")
+    slider = driver.find_element("id", "alpha")
+    for _ in range(15):
+        slider.send_keys(Keys.ARROW_LEFT)
+    settled(driver, "window.pandaShown().alpha === -1.5")
+    command = driver.find_element("id", "command").get_attribute("value")
+    assert "--image me.jpg --inversion me.inversion.pt" in command and "--refine full" in command and "--seed" not in command
+    assert "me.jpg, me.inversion.pt" in driver.find_element("id", "mask-hint").text
+    link = driver.find_element("id", "download")
+    link.click()  # the preview is a JPEG: the whole image, a PNG, is asked for on the click
+    WebDriverWait(driver, 30).until(lambda d: d.find_element("id", "download").get_attribute("data-whole") == "yes")
+    download = link.get_attribute("href")
+    assert download.startswith("data:image/png") and pixels(download).shape == (512, 512, 3)  # the photo at its own size
+    link = driver.find_element("id", "download-inversion")
+    link.click()
+    WebDriverWait(driver, 30).until(lambda d: (d.find_element("id", "download-inversion").get_attribute("href") or "").startswith("data:"))
+    import base64
+
+    (folder / "me.inversion.pt").write_bytes(base64.b64decode(link.get_attribute("href").split(",", 1)[1]))
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "argv", ["panda"])
+    run([*shlex.split(command)[1:-1], str(tmp_path / "edit.png")])  # (--output elsewhere)
+    np.testing.assert_array_equal(file_pixels(tmp_path / "edit.png"), pixels(download))
+    # A seed returns to the samples.
+    seed_box = driver.find_element("id", "seed")
+    seed_box.clear()
+    seed_box.send_keys("3", Keys.TAB)
+    settled(driver, "window.pandaShown().photo === null && window.pandaShown().seed === 3")
+    assert not driver.find_element("id", "photo-name").is_displayed()

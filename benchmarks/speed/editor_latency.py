@@ -18,6 +18,7 @@ import statistics
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from collections.abc import Callable
 
 import torch
@@ -29,6 +30,10 @@ from panda_lightning.app.api import PREVIEW_SIZE, EditorAPI
 from panda_lightning.app.guard import TOKEN_HEADER
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.generators import PhotoFaceDCGAN, StyleGAN2
+from panda_lightning.photos import Box, load_photo
+
+
+PHOTO = Path(__file__).resolve().parents[2] / "tests" / "data" / "astronaut.png"
 
 
 def milliseconds(run: Callable[[int], object], repeats: int, synchronise: Callable[[], None]) -> float:
@@ -78,6 +83,16 @@ def measure(name: str, datamodule: GeneratorActivations, model: PandA, repeats: 
     print(f"    of which the edited images    {images:9.1f} ms   {images / forward:5.2f} x (the rest: encoding them for the page)")
     print(f"  gallery of {editor.gallery_size} appearances        {gallery:9.1f} ms")
     if over_http:
+        # A photo (the portrait of tests/data, 512 px) opened, inverted and shown, then edited.
+        photo = load_photo(PHOTO)
+        start = time.perf_counter()
+        name = editor.add_photo(photo, "me.jpg", Box(135, 5, 190))
+        api.sample({"seed": 0, "photo": name})
+        opened = time.perf_counter() - start
+        photo_edit = milliseconds(lambda i: api.edit({"seed": 0, "photo": name, "part": 0, "appearance": 1, "alpha": 0.1 * i}),
+                                  repeats, synchronise)
+        print(f"  a photo {photo.shape[2]}x{photo.shape[1]} px opened, inverted and shown  {opened:6.1f} s")
+        print(f"  edit of the photo (slider move) {photo_edit:9.1f} ms   (the photo at its own size, carried back and encoded)")
         server = make_server(editor, port=0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/api/edit"

@@ -43,6 +43,7 @@ class Limits:
 
     Args:
         max_body: bytes of a request's body (a 1024 px mask, as the page sends it, is at most 5.6 MiB).
+        max_photo_body: bytes of a photo's body, the photo as a ``data:`` URL (base64: 4/3 of its file).
         request_seconds: a request must arrive whole (its line, headers and body) within this
             many seconds of the connection's being taken up, however slowly its bytes trickle;
             it is also the most an answer may wait on a client that does not read it.
@@ -50,11 +51,13 @@ class Limits:
     """
 
     max_body: int = 8 * 2**20
+    max_photo_body: int = 72 * 2**20
     request_seconds: float = 20.0
     max_connections: int = 32
 
     def __post_init__(self) -> None:
         check_int("max_body", self.max_body, low=1)
+        check_int("max_photo_body", self.max_photo_body, low=1)
         check_float("request_seconds", self.request_seconds, low=0, low_inclusive=False)
         check_int("max_connections", self.max_connections, low=1)
 
@@ -164,8 +167,10 @@ class Guard:
         if media_type != "application/json":
             raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the request's body must be JSON (Content-Type: application/json).")
 
-    def body_length(self, headers: Message) -> int:
-        """The body's length as declared, checked before a byte of it is read."""
+    def body_length(self, headers: Message, limit: int | None = None) -> int:
+        """The body's length as declared, checked against ``limit`` (``max_body`` by default)
+        before a byte of it is read."""
+        limit = self.limits.max_body if limit is None else limit
         if "Transfer-Encoding" in headers:
             raise Refused(HTTPStatus.LENGTH_REQUIRED, "the request must give its body's length (Content-Length), not a Transfer-Encoding.")
         declared = _one(headers, "Content-Length")
@@ -174,8 +179,8 @@ class Guard:
         if not re.fullmatch(r"[0-9]{1,15}", declared.strip()):
             raise Refused(HTTPStatus.BAD_REQUEST, "the request's Content-Length is not a whole number of bytes.")
         length = int(declared)
-        if length > self.limits.max_body:
-            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the request has {length} bytes; at most {self.limits.max_body} are read.")
+        if length > limit:
+            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the request has {length} bytes; at most {limit} are read.")
         return length
 
 

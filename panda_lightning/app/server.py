@@ -32,6 +32,7 @@ from panda_lightning.app.guard import DeadlineReader, Guard, Limits, Refused
 
 log = logging.getLogger(__name__)
 
+PHOTO_ROUTE = "/api/photo"  # the one request that may carry a photo, and so a larger body
 STATIC = {"/editor.js": ("editor.js", "text/javascript"), "/editor.css": ("editor.css", "text/css")}
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -105,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise Refused(HTTPStatus.NOT_FOUND, f"no such request; they are {', '.join(self.api.routes)}.")
             guard.check_token(self.headers)
             guard.check_json(self.headers)
-            length = guard.body_length(self.headers)
+            length = guard.body_length(self.headers, guard.limits.max_photo_body if self.path == PHOTO_ROUTE else None)
             try:
                 body = self.rfile.read(length)
             except OSError:  # the client took too long, or went away

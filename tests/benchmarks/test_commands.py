@@ -52,6 +52,8 @@ def test_the_app_benchmark_prints_each_latency_at_a_small_size():
     assert len(re.findall(r"^    of which the edited images +[0-9.]+ ms +[0-9.]+ x \(the rest: encoding them for the page\)$", out, re.M)) == 2
     assert len(re.findall(r"^  gallery of 8 appearances +[0-9.]+ ms$", out, re.M)) == 2
     assert re.search(r"^  edit through HTTP \(round trip\) +[0-9.]+ ms$", out, re.M)
+    assert re.search(r"^  a photo 512x512 px opened, inverted and shown +[0-9.]+ s$", out, re.M)
+    assert re.search(r"^  edit of the photo \(slider move\) +[0-9.]+ ms", out, re.M)
 
 
 @pytest.mark.slow

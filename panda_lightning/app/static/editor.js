@@ -14,8 +14,10 @@ const TOKEN = document.querySelector('meta[name="panda-token"]').content;
 // The token came in the address: keep it out of the address bar, the history and shared links.
 history.replaceState(null, "", location.pathname + location.hash);
 
-const DEFAULTS = { seed: 0, parts: "global", part: null, mask: null, appearance: null, alpha: 0, action: "edit", source: null };
-const KEPT_IN_ADDRESS = ["seed", "parts", "part", "appearance", "alpha", "action", "source"];  // a mask is too large for an address
+const DEFAULTS = { seed: 0, photo: null, parts: "global", part: null, mask: null, appearance: null, alpha: 0, action: "edit", source: null };
+// A mask is too large for an address; a photo is named there, and found again while the app keeps it.
+const KEPT_IN_ADDRESS = ["seed", "photo", "parts", "part", "appearance", "alpha", "action", "source"];
+const TEXT_IN_ADDRESS = ["photo", "parts", "action"];
 
 let state = { ...DEFAULTS };
 let shown = null;
@@ -82,8 +84,13 @@ function region(s) {
   return s.part === null ? null : { part: s.part };
 }
 
+// What is edited: a sample by its seed, or an inverted photo by its name.
+function subject(s) {
+  return s.photo === null ? { seed: s.seed, parts: s.parts } : { seed: s.seed, parts: s.parts, photo: s.photo };
+}
+
 function editRequest(s) {
-  const payload = { seed: s.seed, parts: s.parts, action: s.action, alpha: s.alpha, appearance: s.appearance, ...region(s) };
+  const payload = { ...subject(s), action: s.action, alpha: s.alpha, appearance: s.appearance, ...region(s) };
   if (s.action === "rewrite") payload.source = s.source;
   return payload;
 }
@@ -133,10 +140,10 @@ async function refresh() {
 
 async function refreshOnce(wanted) {
   try {
-    const sample = await ask("sample", { seed: wanted.seed, parts: wanted.parts });
+    const sample = await ask("sample", subject(wanted));
     let gallery = null;
     if (region(wanted) !== null) {
-      gallery = await ask("gallery", { seed: wanted.seed, parts: wanted.parts, ...region(wanted), action: "edit", alpha: 0 });
+      gallery = await ask("gallery", { ...subject(wanted), ...region(wanted), action: "edit", alpha: 0 });
       const ranked = gallery.items.map((item) => item.appearance);
       if (wanted.appearance === null) wanted.appearance = ranked[0];
       if (wanted.source === null) wanted.source = ranked[0];
@@ -147,7 +154,8 @@ async function refreshOnce(wanted) {
     paint(sample, gallery, edit);
     shown = { ...wanted };
     history.replaceState(null, "", "#" + address(shown));
-    if (failure === null) say(edit ? `${shown.action}: ${edit.milliseconds} ms on the server` : `sample of seed ${shown.seed} (${sample.milliseconds} ms)`);
+    const what = sample.photo ? `photo ${sample.photo.name}` : `sample of seed ${shown.seed}`;
+    if (failure === null) say(edit ? `${shown.action}: ${edit.milliseconds} ms on the server` : `${what} (${sample.milliseconds} ms)`);
   } catch (error) {
     failure = error.message;
     if (error instanceof Stopped) stopped();
@@ -187,15 +195,19 @@ function paint(sample, gallery, edit) {
   for (const id of ["image", "overlay", "original", "edited", "difference"]) $(id).classList.toggle("pixelated", upscaled);
   $("image").src = sample.image;
   $("overlay").src = sample.overlay;
-  $("original").src = sample.image;
+  $("original").src = sample.photo ? sample.photo.image : sample.image;  // a photo at its own size
+  $("photo-name").hidden = !sample.photo;
+  if (sample.photo) $("photo-name").textContent = `Photo ${sample.photo.name}, box ${sample.photo.box.join(",")} of ${sample.photo.size[1]} x ${sample.photo.size[0]} px (back to samples: a seed).`;
+  $("download-inversion").hidden = !sample.photo;
+  if (sample.photo) $("download-inversion").download = sample.photo.name.replace(/\.[^.]+$/, "") + ".inversion.pt";
   const canvas = $("mask-canvas");
   if (canvas.width !== sample.size[1] || canvas.height !== sample.size[0]) [canvas.width, canvas.height] = [sample.size[1], sample.size[0]];
   paintGallery(gallery);
   if (edit) {
     $("edited").src = edit.edited;
     $("difference").src = edit.difference;
-    $("download").href = edit.edited;  // (shrunk: the whole image is asked for on a click)
-    $("download").dataset.whole = edit.shrunk ? "no" : "yes";
+    $("download").href = edit.edited;  // (not whole: the whole image is asked for on a click)
+    $("download").dataset.whole = edit.whole ? "yes" : "no";
     $("download").download = edit.output;
     $("command").value = edit.command;
     $("options").textContent = JSON.stringify(edit.options, null, 2);
@@ -208,12 +220,13 @@ function paint(sample, gallery, edit) {
   $("download").hidden = !edit;
   const mask = edit && edit.mask;
   $("download-mask").hidden = !mask;
-  $("mask-hint").hidden = !mask;
+  const files = [...(sample.photo ? [sample.photo.name, $("download-inversion").download] : []), ...(mask ? [edit.mask_file] : [])];
+  $("mask-hint").hidden = files.length === 0;
   if (mask) {
     $("download-mask").href = edit.mask;
     $("download-mask").download = edit.mask_file;
-    $("mask-hint").textContent = `The command reads the mask as ${edit.mask_file}: save it under that name in the folder where you run the command.`;
   }
+  if (files.length) $("mask-hint").textContent = `The command reads ${files.join(", ")}: save ${files.length > 1 ? "them" : "it"} under ${files.length > 1 ? "those names" : "that name"} in the folder where you run it.`;
   paintControls();
 }
 
@@ -274,7 +287,7 @@ function fromAddress() {
   for (const name of KEPT_IN_ADDRESS) {
     if (!values.has(name)) continue;
     const text = values.get(name);
-    read[name] = name === "parts" || name === "action" ? text : Number(text);
+    read[name] = TEXT_IN_ADDRESS.includes(name) ? text : Number(text);
     if (typeof read[name] === "number" && !Number.isFinite(read[name])) read[name] = DEFAULTS[name];
   }
   return read;
@@ -350,6 +363,107 @@ function endStroke() {
   change({ mask, part: null, appearance: null });
 }
 
+
+// -- a photo: opened, its box chosen, inverted with its progress shown --------------------------
+
+const photoFile = { url: null, name: null, width: 0, height: 0, box: null };
+let photoJob = null;
+
+function openPhoto(file) {
+  if (!file) return;
+  if (!["image/png", "image/jpeg"].includes(file.type)) { say(`${file.name.slice(0, 60)} is not a PNG or JPEG photo.`, true); return; }
+  const reader = new FileReader();
+  reader.onload = () => {
+    const image = $("photo-image");
+    image.onload = () => {
+      Object.assign(photoFile, { url: reader.result, name: file.name, width: image.naturalWidth, height: image.naturalHeight });
+      const size = Math.min(image.naturalWidth, image.naturalHeight);
+      setBox({ x: Math.floor((image.naturalWidth - size) / 2), y: Math.floor((image.naturalHeight - size) / 2), size });
+      $("photo-status").textContent = `${file.name}: ${image.naturalWidth} x ${image.naturalHeight} px`;
+    };
+    image.src = reader.result;
+    $("photo-panel").hidden = false;
+  };
+  reader.readAsDataURL(file);
+}
+
+// The box, in the photo's pixels: within the photo, at least 32 a side.
+function setBox(box) {
+  const size = Math.max(32, Math.min(Math.round(box.size), photoFile.width, photoFile.height));
+  const x = Math.max(0, Math.min(Math.round(box.x), photoFile.width - size));
+  const y = Math.max(0, Math.min(Math.round(box.y), photoFile.height - size));
+  photoFile.box = { x, y, size };
+  $("box-x").value = x; $("box-y").value = y; $("box-size").value = size;
+  const scale = $("photo-image").clientWidth / photoFile.width;
+  Object.assign($("photo-box").style, { left: `${x * scale}px`, top: `${y * scale}px`, width: `${size * scale}px`, height: `${size * scale}px` });
+}
+
+function dragBox(event, resize) {
+  event.preventDefault();
+  event.stopPropagation();
+  const scale = photoFile.width / $("photo-image").clientWidth;
+  const from = { pointerX: event.clientX, pointerY: event.clientY, ...photoFile.box };
+  const move = (e) => {
+    const dx = (e.clientX - from.pointerX) * scale, dy = (e.clientY - from.pointerY) * scale;
+    setBox(resize ? { x: from.x, y: from.y, size: from.size + Math.max(dx, dy) } : { x: from.x + dx, y: from.y + dy, size: from.size });
+  };
+  const stop = () => { document.removeEventListener("pointermove", move); document.removeEventListener("pointerup", stop); };
+  document.addEventListener("pointermove", move);
+  document.addEventListener("pointerup", stop);
+}
+
+async function invertPhoto() {
+  if (!photoFile.url) return;
+  $("invert").disabled = true;
+  $("cancel-invert").hidden = false;
+  $("photo-progress").hidden = false;
+  $("photo-progress").value = 0;
+  try {
+    const box = [photoFile.box.x, photoFile.box.y, photoFile.box.size];
+    photoJob = (await post("/api/photo", { image: photoFile.url, name: photoFile.name, box })).job;
+    let progress;
+    do {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      progress = await post("/api/photo/progress", { job: photoJob });
+      const fraction = progress.steps ? progress.step / progress.steps : 0;
+      $("photo-progress").value = progress.stage === "layer" ? 0.5 + fraction / 2 : fraction / 2;
+      $("photo-status").textContent = `inverting: ${progress.stage} ${progress.step}/${progress.steps}, ${progress.seconds} s`;
+    } while (!progress.done);
+    if (progress.error) throw new Error(progress.error);
+    if (progress.cancelled) { $("photo-status").textContent = "cancelled"; return; }
+    $("photo-status").textContent = Object.entries(progress.stages).map(([stage, report]) => `${stage}: ${report}`).join("; ");
+    $("photo-panel").hidden = true;
+    change({ photo: progress.photo, part: null, mask: null, appearance: null });
+  } catch (error) {
+    if (error instanceof Stopped) stopped(); else { $("photo-status").textContent = error.message; say(error.message, true); }
+  } finally {
+    photoJob = null;
+    $("invert").disabled = false;
+    $("cancel-invert").hidden = true;
+    $("photo-progress").hidden = true;
+  }
+}
+
+function wirePhotos() {
+  $("photo-file").addEventListener("change", () => { openPhoto($("photo-file").files[0]); $("photo-file").value = ""; });
+  document.addEventListener("dragover", (event) => { event.preventDefault(); document.body.classList.add("dragging"); });
+  document.addEventListener("dragleave", () => document.body.classList.remove("dragging"));
+  document.addEventListener("drop", (event) => {
+    event.preventDefault();
+    document.body.classList.remove("dragging");
+    openPhoto(event.dataTransfer.files[0]);
+  });
+  $("photo-box").addEventListener("pointerdown", (event) => dragBox(event, false));
+  $("photo-handle").addEventListener("pointerdown", (event) => dragBox(event, true));
+  for (const id of ["box-x", "box-y", "box-size"]) {
+    $(id).addEventListener("change", () => setBox({ x: Number($("box-x").value), y: Number($("box-y").value), size: Number($("box-size").value) }));
+  }
+  window.addEventListener("resize", () => { if (photoFile.box) setBox(photoFile.box); });
+  $("invert").addEventListener("click", invertPhoto);
+  $("cancel-invert").addEventListener("click", () => { if (photoJob) post("/api/photo/cancel", { job: photoJob }).catch(() => {}); });
+  $("close-photo").addEventListener("click", () => { $("photo-panel").hidden = true; });
+}
+
 // -- wiring -----------------------------------------------------------------------------------
 
 function setTool(chosen) {
@@ -364,7 +478,7 @@ async function pickAt(event) {
   const x = Math.min(size[1] - 1, Math.floor(((event.clientX - stage.left) / stage.width) * size[1]));
   const y = Math.min(size[0] - 1, Math.floor(((event.clientY - stage.top) / stage.height) * size[0]));
   try {
-    const answer = await post("/api/part", { seed: shown.seed, parts: shown.parts, x, y });
+    const answer = await post("/api/part", { ...subject(shown), x, y });
     change({ part: answer.part, mask: null, appearance: null });
   } catch (error) {
     if (error instanceof Stopped) stopped(); else say(error.message, true);
@@ -389,11 +503,11 @@ async function start() {
 
   $("seed").addEventListener("change", () => {
     const seed = Number($("seed").value);
-    if ($("seed").value.trim() !== "" && Number.isInteger(seed) && seed >= 0) { change({ seed, mask: null }); return; }
+    if ($("seed").value.trim() !== "" && Number.isInteger(seed) && seed >= 0) { change({ seed, photo: null, mask: null }); return; }
     say(`seed=${$("seed").value.slice(0, 40)} must be a non-negative integer.`, true);
     $("seed").value = state.seed;
   });
-  $("new-sample").addEventListener("click", () => change({ seed: Math.floor(Math.random() * 100000), mask: null }));
+  $("new-sample").addEventListener("click", () => change({ seed: Math.floor(Math.random() * 100000), photo: null, mask: null }));
   $("parts").addEventListener("change", () => change({ parts: $("parts").value }));
   $("show-parts").addEventListener("change", () => $("overlay").classList.toggle("hidden", !$("show-parts").checked));
   document.querySelectorAll("button.tool").forEach((b) => b.addEventListener("click", () => setTool(b.dataset.tool)));
@@ -440,6 +554,21 @@ async function start() {
       if (error instanceof Stopped) stopped(); else say(error.message, true);
     }
   });
+
+  $("download-inversion").addEventListener("click", async (event) => {
+    const link = $("download-inversion");
+    if (link.dataset.photo === shown.photo) return;  // the link holds this photo's inversion
+    event.preventDefault();
+    try {
+      const answer = await post("/api/photo/inversion", { photo: shown.photo });
+      link.href = answer.inversion;
+      link.dataset.photo = shown.photo;
+      link.click();
+    } catch (error) {
+      if (error instanceof Stopped) stopped(); else say(error.message, true);
+    }
+  });
+  wirePhotos();
 
   state = fromAddress();
   refresh();
