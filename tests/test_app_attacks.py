@@ -286,3 +286,18 @@ def test_a_request_as_these_tests_make_it_is_answered(served):
     status, headers, body = exchange(served, request(served, json.dumps(NORMAL).encode(), path="/api/edit"))
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert pixels(json.loads(body)["edited"]).shape == (64, 64, 3)
+
+
+def test_a_photo_may_be_larger_than_other_requests_but_one_is_received_at_a_time(served):
+    # 12 MiB announced: more than any other request may send, within a photo's limit.
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as first:
+        first.sendall(request(served, b"", path="/api/photo", Content_Length=str(12 * 2**20)) + b"{")
+        time.sleep(0.2)  # (the server reads its body)
+        status, _, body = exchange(served, request(served, b"{}", path="/api/photo"))
+        assert status == 503 and "another photo is being received" in error_of(body)
+        status, _, body = exchange(served, request(served, b"", Content_Length=str(12 * 2**20)))
+        assert status == 413  # any other request: 8 MiB
+    # The first gave up (its connection closed): the next photo is received, and answered on its merits.
+    time.sleep(0.2)
+    status, _, body = exchange(served, request(served, json.dumps({"name": "x.png", "image": "data:image/gif;base64,AA"}).encode(), path="/api/photo"))
+    assert status == 400 and "PNG or JPEG data: URL" in error_of(body)

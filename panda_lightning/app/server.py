@@ -106,15 +106,19 @@ class _Handler(BaseHTTPRequestHandler):
                 raise Refused(HTTPStatus.NOT_FOUND, f"no such request; they are {', '.join(self.api.routes)}.")
             guard.check_token(self.headers)
             guard.check_json(self.headers)
-            length = guard.body_length(self.headers, guard.limits.max_photo_body if self.path == PHOTO_ROUTE else None)
+            photo = self.path == PHOTO_ROUTE
+            length = guard.body_length(self.headers, guard.limits.max_photo_body if photo else None)
+            # One photo's body in memory at a time: it may be 72 MiB, where any other is 8.
+            if photo and not self.server.photo_body.acquire(blocking=False):
+                raise Refused(HTTPStatus.SERVICE_UNAVAILABLE, "another photo is being received: try again when it is in.")
             try:
-                body = self.rfile.read(length)
-            except OSError:  # the client took too long, or went away
-                body = b""
-            if len(body) < length:
-                self.close_connection = True
-                return
-            answer = route(read_request(body))
+                body = self._body(length)
+                if body is None:
+                    return
+                answer = route(read_request(body))
+            finally:
+                if photo:
+                    self.server.photo_body.release()
         except Refused as refusal:
             self._json(refusal.status, {"error": str(refusal)})
             self._discard_unread()
@@ -127,6 +131,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": _one_line(error, with_type=True)})
             return
         self._json(HTTPStatus.OK, {**answer, "milliseconds": round(1000 * (time.perf_counter() - started), 1)})
+
+    def _body(self, length: int) -> bytes | None:
+        """The body, or ``None`` when the client went away or took too long to send it."""
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            body = b""
+        if len(body) < length:
+            self.close_connection = True
+            return None
+        return body
 
     def _discard_unread(self) -> None:
         # A client refused while it still sends its body would see a reset connection, not the
@@ -179,6 +194,7 @@ class EditorServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[_Handler], limits: Limits):
         super().__init__(address, handler)
         self._slots = threading.BoundedSemaphore(limits.max_connections)
+        self.photo_body = threading.Lock()
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
