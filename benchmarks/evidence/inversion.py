@@ -13,7 +13,9 @@ On the fit's generator and layer (``make fit``'s: the face-photo DCGAN at ``main
 2. Locality: each part edited with appearances 1, 2 and 3 at ``--alpha``, at the parts refined on
    each image (Algorithm 2, full affinity): the change inside the part's region (its refined mask
    over half its maximum) over the change outside it, and ROIR (Eq. 13) with that region, the
-   median over edits, on the inverted photo (each loss) against the generated images.
+   median over edits, on the inverted photo (each loss) against the generated images; and, where
+   MediaPipe's environment is (``make eval-env``), ROIR at the face's own regions (eyes, nose,
+   mouth: the locality table's, found on the generator's images) of edits at each region's mask.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchmarks.evidence.face_regions import REGIONS
+from benchmarks.evidence.locality.protocol import find_face_regions
 from panda_lightning import PandA
 from panda_lightning.functional.editing import part_mask
 from panda_lightning.generators import FrozenGenerator
@@ -71,6 +75,27 @@ def locality(model: PandA, generator: FrozenGenerator, latents: torch.Tensor, ac
     return statistics.median(ratios), statistics.median(roirs)
 
 
+def region_roir(model: PandA, generator: FrozenGenerator, latents: torch.Tensor, activations: torch.Tensor, masks: torch.Tensor,
+                alpha: float) -> dict[str, float]:
+    """For each of MediaPipe's face regions (``masks: (N, 4, H_img, W_img)``, the images' own), the
+    median ROIR of edits at the region's mask with appearances 1-3 (PandA at the region's mask, as
+    in the locality table)."""
+    before = to_unit_range(generator.images_at(latents, activations).float())
+    medians = {}
+    for index, region in enumerate(REGIONS[:3]):
+        mask = masks[:, index].float()
+        kept = mask.flatten(1).sum(1) > 0
+        if not kept.any():
+            continue
+        roirs = []
+        for appearance in (1, 2, 3):
+            edited = model.local_edit(activations[kept], [(mask[kept].to(activations), appearance, alpha)])
+            after = to_unit_range(generator.images_at(latents[kept], edited).float())
+            roirs += roir_ratios(before[kept], after, mask[kept].to(after)).tolist()
+        medians[region] = statistics.median(roirs)
+    return medians
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.evidence.inversion", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_path", required=True, help="a fit (make fit's: runs/panda/version_0/checkpoints/last.ckpt)")
@@ -78,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
     parser.add_argument("--alpha", type=float, default=3.0)
+    parser.add_argument("--eval_python", default=str(ROOT / ".venv-eval" / "bin" / "python"),
+                        help="MediaPipe's environment (make eval-env), for ROIR at the face's regions; skipped where there is none")
     args = parser.parse_args(argv)
     model, generator = generator_of(args.ckpt_path)
     print(f"torch {torch.__version__}, cpu, {torch.get_num_threads()} threads; {type(generator.network).__name__} at "
@@ -119,6 +146,27 @@ def main(argv: list[str] | None = None) -> None:
         with torch.no_grad():
             ratio, roir = locality(model, generator, result.latents, result.activations.to(generator.device), args.alpha)
         print(f"{'photo, ' + loss:28} inside/outside {ratio:6.2f}  ROIR {roir:5.3f}")
+
+    if not Path(args.eval_python).exists():
+        print(f"\n(no MediaPipe environment at {args.eval_python}: the ROIR at the face's regions is skipped; make eval-env)")
+        return
+    print(f"\nROIR at MediaPipe's face regions, of edits at each region's mask (appearances 1-3, alpha {args.alpha}; median; "
+          "regions found on the generator's images)")
+    with torch.no_grad():
+        activations = generator.activations(latents)
+        masks, found, _ = find_face_regions(to_unit_range(generator.images_at(latents, activations).float()).cpu(), args.eval_python)
+        rows = {f"generated images ({int(found.sum())} of {len(found)} faces found)":
+                region_roir(model, generator, latents[found], activations[found], masks[found], args.alpha)}
+        for loss in args.losses:
+            if ("photo", loss) in inverted:
+                (result,) = inverted[("photo", loss)]
+                photo_latents, photo_activations = result.latents.to(generator.device), result.activations.to(generator.device)
+                image = to_unit_range(generator.images_at(photo_latents, photo_activations).float()).cpu()
+                masks, found, _ = find_face_regions(image, args.eval_python)
+                rows[f"photo, {loss}" + ("" if found.all() else " (no face found)")] = (
+                    region_roir(model, generator, photo_latents, photo_activations, masks, args.alpha) if found.all() else {})
+    for name, medians in rows.items():
+        print(f"{name:44} " + "  ".join(f"{region} {medians[region]:5.3f}" if region in medians else f"{region}   n/a" for region in REGIONS[:3]))
 
 
 if __name__ == "__main__":

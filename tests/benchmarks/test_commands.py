@@ -68,3 +68,7 @@ def test_the_inversion_benchmark_prints_both_stages_and_the_locality(converged):
         assert re.search(rf"^{target}\s+l1\s+0\.05 \|{stage} \|{stage}$", out, re.M), target
     assert re.search(r"^generated images\s+inside/outside\s+[0-9.]+\s+ROIR [0-9.]+$", out, re.M)
     assert re.search(r"^photo, l1\s+inside/outside\s+[0-9.]+\s+ROIR [0-9.]+$", out, re.M)
+    regions = r"eyes [0-9.]+  nose [0-9.]+  mouth [0-9.]+$"
+    assert "the ROIR at the face's regions is skipped" in out or (
+        re.search(rf"^generated images \(\d of 1 faces found\)\s+({regions}|eyes   n/a)", out, re.M)
+        and re.search(rf"^photo, l1\s+{regions}", out, re.M))
