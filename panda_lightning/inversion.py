@@ -203,6 +203,18 @@ def _latent_space(generator: FrozenGenerator, settings: InversionSettings) -> tu
     return ws, lambda variables: variables, lambda variables: variables.new_zeros(len(variables))
 
 
+def _adam(start: Tensor, loss_of: Callable[[Tensor], Tensor], lr: float, steps: int, after_step: Callable[[int], None]) -> Tensor:
+    """``steps`` steps of Adam on ``loss_of(x).sum()`` from ``x = start``; ``after_step(step)`` after each (1, 2, ...)."""
+    variable = start.detach().clone().requires_grad_()
+    optimiser = torch.optim.Adam([variable], lr=lr)
+    for step in range(steps):
+        optimiser.zero_grad()
+        loss_of(variable).sum().backward()
+        optimiser.step()
+        after_step(step + 1)
+    return variable.detach()
+
+
 def invert(
     generator: FrozenGenerator, target: Tensor, settings: InversionSettings = InversionSettings(),
     box: Box | None = None, photo: Tensor | None = None, progress: Callable[[str, int, int], None] | None = None,
@@ -218,37 +230,23 @@ def invert(
             raise to cancel).
     """
     target = target.to(generator.device).float()[None]
-    with torch.no_grad():
-        probe = to_unit_range(generator.generate(generator.held_out_latents(range(1))).float())
-    if probe.shape[1:] != target.shape[1:]:
-        raise ValueError(f"target has shape {tuple(target.shape[1:])}, but the generator draws {tuple(probe.shape[1:])}.")
+    if tuple(target.shape[-2:]) != generator.image_size:
+        raise ValueError(f"target has shape {tuple(target.shape[1:])}, but the generator draws {generator.image_size} pixels.")
     starts, to_latents, prior = _latent_space(generator, settings)
+    told = progress or (lambda stage, step, steps: None)
 
     def loss_of(variables: Tensor) -> Tensor:
         images = to_unit_range(generator.generate(to_latents(variables), grad=True).float())
         return reconstruction_loss(images, target, settings.loss) + settings.prior * prior(variables)
 
     started = time.perf_counter()
-    variables = starts.clone().requires_grad_()
-    optimiser = torch.optim.Adam([variables], lr=settings.latent_lr)
     total = settings.start_steps + settings.latent_steps
-    for step in range(settings.start_steps):
-        optimiser.zero_grad()
-        loss_of(variables).sum().backward()
-        optimiser.step()
-        if progress is not None:
-            progress("latents", step + 1, total)
+    variables = _adam(starts, loss_of, settings.latent_lr, settings.start_steps, lambda step: told("latents", step, total))
     with torch.no_grad():
         best = int(loss_of(variables).argmin())
-    variables = variables.detach()[best : best + 1].clone().requires_grad_()
-    optimiser = torch.optim.Adam([variables], lr=settings.latent_lr)
-    for step in range(settings.latent_steps):
-        optimiser.zero_grad()
-        loss_of(variables).sum().backward()
-        optimiser.step()
-        if progress is not None:
-            progress("latents", settings.start_steps + step + 1, total)
-    latents = to_latents(variables.detach()).detach()
+    variables = _adam(variables[best : best + 1], loss_of, settings.latent_lr, settings.latent_steps,
+                      lambda step: told("latents", settings.start_steps + step, total))
+    latents = to_latents(variables).detach()
     with torch.no_grad():
         start_activations = generator.activations(latents)
         reached = to_unit_range(generator.images_at(latents, start_activations).float())
@@ -256,18 +254,15 @@ def invert(
 
     started = time.perf_counter()
     scale = start_activations.square().mean().sqrt().clamp_min(1e-12)
-    activations = start_activations.clone().requires_grad_()
-    optimiser = torch.optim.Adam([activations], lr=settings.layer_lr * scale.item())
     energy = start_activations.square().sum()
-    for step in range(settings.layer_steps):
-        optimiser.zero_grad()
+
+    def layer_loss_of(activations: Tensor) -> Tensor:
         images = to_unit_range(generator.images_at(latents, activations, grad=True).float())
         pull = (activations - start_activations).square().sum() / energy
-        (reconstruction_loss(images, target, settings.loss).sum() + settings.pull * pull).backward()
-        optimiser.step()
-        if progress is not None:
-            progress("layer", step + 1, settings.layer_steps)
-    activations = activations.detach()
+        return reconstruction_loss(images, target, settings.loss).sum() + settings.pull * pull
+
+    activations = _adam(start_activations, layer_loss_of, settings.layer_lr * scale.item(), settings.layer_steps,
+                        lambda step: told("layer", step, settings.layer_steps))
     with torch.no_grad():
         reached = to_unit_range(generator.images_at(latents, activations).float())
     stages["layer"] = _report(reached, target, settings.layer_steps, time.perf_counter() - started)

@@ -392,13 +392,12 @@ def test_open_a_photo_choose_its_box_invert_it_edit_it_and_export(app_url, brows
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
-    from test_photos import ASTRONAUT
-    from PIL import Image
+    from test_photos import astronaut_jpeg
 
     driver = browser
     open_page(driver, app_url)
     folder = converged.parents[2]  # where the app runs, and so where its exported commands are run
-    Image.open(ASTRONAUT).convert("RGB").save(folder / "me.jpg", quality=92)
+    (folder / "me.jpg").write_bytes(astronaut_jpeg())
     driver.find_element("id", "photo-file").send_keys(str(folder / "me.jpg"))
     settled(driver, "document.getElementById('box-size').value === '512'")  # the middle square at first
     assert driver.find_element("id", "photo-panel").is_displayed()

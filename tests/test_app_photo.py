@@ -19,15 +19,9 @@ from panda_lightning.cli import run
 
 from app_support import canvas_data_url, file_pixels, pixels, post, serving, square_mask
 from test_decoding import EPS, png_declaring
-from test_photos import ASTRONAUT
+from test_photos import astronaut_jpeg
 
 pytestmark = pytest.mark.slow
-
-
-def jpeg_of_astronaut() -> bytes:
-    buffer = io.BytesIO()
-    Image.open(ASTRONAUT).convert("RGB").save(buffer, format="JPEG", quality=92)
-    return buffer.getvalue()
 
 
 def data_url(content: bytes, kind: str = "jpeg") -> str:
@@ -53,7 +47,7 @@ def api(editor) -> EditorAPI:
 
 @pytest.fixture(scope="module")
 def photo(api) -> str:
-    state = inverted(api, {"image": data_url(jpeg_of_astronaut()), "name": "me.jpg", "box": [135, 5, 190]})
+    state = inverted(api, {"image": data_url(astronaut_jpeg()), "name": "me.jpg", "box": [135, 5, 190]})
     assert state["error"] is None and state["photo"] and set(state["stages"]) == {"latents", "layer"}
     return state["photo"]
 
@@ -78,7 +72,7 @@ def test_the_photo_edited_in_the_page_and_by_its_exported_command_is_the_same(ap
     assert "--seed" not in command and command[-2:] == ["--output", answer["output"]]
     # As the page says: the photo, its inversion (downloaded) and any mask in the folder where the command runs.
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "me.jpg").write_bytes(jpeg_of_astronaut())
+    (tmp_path / "me.jpg").write_bytes(astronaut_jpeg())
     download = api.photo_inversion({"photo": photo})
     assert download["file"] == "me.inversion.pt"
     (tmp_path / "me.inversion.pt").write_bytes(base64.b64decode(download["inversion"].split(",", 1)[1]))
@@ -108,21 +102,21 @@ def test_bad_photos_are_refused_with_a_message_and_the_server_goes_on(editor, ph
         ({"image": data_url(gif.getvalue(), "png"), "name": "x.png"}, r"photo 'x\.png' is not a PNG or JPEG image"),
         ({"image": data_url(EPS, "jpeg"), "name": "x.jpg"}, r"photo 'x\.jpg' is not a PNG or JPEG image"),
         ({"image": data_url(png_declaring(100_000, 100_000), "png"), "name": "x.png"}, r"declares more than \d+ pixels"),
-        ({"image": data_url(jpeg_of_astronaut())[:5000], "name": "x.jpg"}, r"photo 'x\.jpg' cannot be (decoded|read)|is not base64"),
+        ({"image": data_url(astronaut_jpeg())[:5000], "name": "x.jpg"}, r"photo 'x\.jpg' cannot be (decoded|read)|is not base64"),
         ({"image": "data:image/gif;base64,AAAA", "name": "x.gif"}, r"name='x\.gif' must be the photo's file name"),
         ({"image": "data:image/gif;base64,AAAA", "name": "x.png"}, r"image must be a PNG or JPEG data: URL of the photo"),
-        ({"image": data_url(jpeg_of_astronaut()), "name": "../me.jpg"}, r"name='\.\./me\.jpg' must be the photo's file name"),
-        ({"image": data_url(jpeg_of_astronaut()), "name": "me.jpg", "box": [400, 0, 200]}, r"box=400,0,200 reaches \(600, 200\)"),
-        ({"image": data_url(jpeg_of_astronaut()), "name": "me.jpg", "box": [0, 0]}, r"box=\[0, 0\] must be \[x, y, size\]"),
+        ({"image": data_url(astronaut_jpeg()), "name": "../me.jpg"}, r"name='\.\./me\.jpg' must be the photo's file name"),
+        ({"image": data_url(astronaut_jpeg()), "name": "me.jpg", "box": [400, 0, 200]}, r"box=400,0,200 reaches \(600, 200\)"),
+        ({"image": data_url(astronaut_jpeg()), "name": "me.jpg", "box": [0, 0]}, r"box=\[0, 0\] must be \[x, y, size\]"),
     ]
     with serving(editor) as served:
         for payload, message in cases:
             status, answer = post(served, "/api/photo", payload)
             assert status == 400 and re.search(message, answer["error"]), (payload.get("name"), answer)
         # A photo larger than any other request is let in (up to its own limit), and inverted.
-        status, answer = post(served, "/api/photo", {"image": data_url(jpeg_of_astronaut()), "name": "me.jpg"})
+        status, answer = post(served, "/api/photo", {"image": data_url(astronaut_jpeg()), "name": "me.jpg"})
         assert status == 200 and answer["size"] == [512, 512]
-        status, busy = post(served, "/api/photo", {"image": data_url(jpeg_of_astronaut()), "name": "me.jpg"})
+        status, busy = post(served, "/api/photo", {"image": data_url(astronaut_jpeg()), "name": "me.jpg"})
         assert status == 400 and "another photo is being inverted" in busy["error"]
         status, cancelled = post(served, "/api/photo/cancel", {"job": answer["job"]})
         deadline = time.monotonic() + 60

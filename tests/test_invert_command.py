@@ -15,7 +15,7 @@ from panda_lightning.cli import run
 from panda_lightning.photos import Box, load_photo
 
 from test_decoding import png_declaring
-from test_photos import ASTRONAUT
+from test_photos import ASTRONAUT, astronaut_jpeg
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_a_photo_inverted_then_edited_at_its_own_size(converged, tmp_path, monke
     checkpoint = str(converged / "checkpoints" / "last.ckpt")
     photos = tmp_path / "photos"
     photos.mkdir()
-    Image.open(ASTRONAUT).convert("RGB").save(photos / "me.jpg", quality=92)  # a JPEG, as a phone gives one
+    (photos / "me.jpg").write_bytes(astronaut_jpeg())
     before = sorted(photos.iterdir())
     monkeypatch.chdir(tmp_path)
     run(["invert", "--ckpt_path", checkpoint, "--image", str(photos / "me.jpg"), "--box", "135,5,190", "--output", "out"])

@@ -19,6 +19,13 @@ from test_decoding import EPS, png_declaring
 ASTRONAUT = ROOT / "tests" / "data" / "astronaut.png"
 
 
+def astronaut_jpeg() -> bytes:
+    """The portrait as a phone gives a photo: a JPEG (quality 92)."""
+    buffer = io.BytesIO()
+    Image.open(ASTRONAUT).convert("RGB").save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
 def saved(image: Image.Image, format: str = "PNG", **options) -> bytes:  # noqa: A002
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)

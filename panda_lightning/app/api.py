@@ -121,7 +121,7 @@ class EditorAPI:
             raise ValueError("the request needs a seed.")
         values = dict(payload)
         if values.get("mask") is not None:
-            values["mask"] = mask_from_data_url(values["mask"], self.editor.image_size)
+            values["mask"] = mask_from_data_url(values["mask"], self.editor.generator.image_size)
         return EditRequest(**values)
 
     def info(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -140,12 +140,13 @@ class EditorAPI:
 
     def sample(self, payload: dict[str, Any]) -> dict[str, Any]:
         request = self._subject(payload)
-        image = self.editor.sample(request.subject).image.cpu()
+        sample = self.editor.sample(request.subject)
+        image = sample.image.cpu()
         overlay = self.editor.overlay(request.subject, request.parts)
         size, shrunk = list(image.shape[1:]), max(image.shape[1:]) > PREVIEW_SIZE
         image, overlay = (at_most(each, PREVIEW_SIZE) for each in (image, overlay))
         answer = {"seed": request.seed, "size": size, "image": preview_url(image, shrunk), "overlay": preview_url(overlay, shrunk)}
-        photo = self.editor.sample(request.subject).photo
+        photo = sample.photo
         if photo is not None:
             answer["photo"] = {"name": photo.name, "box": list(vars(photo.inversion.box).values()), "size": list(photo.pixels.shape[1:]),
                                "image": preview_url(at_most(photo.pixels, PREVIEW_SIZE), max(photo.pixels.shape[1:]) > PREVIEW_SIZE)}

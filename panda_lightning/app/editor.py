@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, wraps
+from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -213,7 +213,7 @@ class Editor:
         keep it to edit as a sample: its name for :class:`EditRequest`'s ``photo``."""
         _, height, width = pixels.shape
         box = (box or Box.centred(height, width)).check(height, width)
-        target = crop(pixels, box, self.image_size[0])
+        target = crop(pixels, box, self.generator.image_size[0])
         inversion = invert(self.generator, target, settings, box, pixels, progress)
         key = f"{inversion.photo_digest}-{box.x}-{box.y}-{box.size}"
         reconstruction = inversion.images(self.generator)[0]
@@ -227,12 +227,7 @@ class Editor:
     def picture_size(self, request: EditRequest) -> tuple[int, int]:
         """``(H, W)`` of what :meth:`edit` gives unshrunk: the generator's image, or the photo."""
         photo = self.sample(request.subject).photo
-        return self.image_size if photo is None else tuple(photo.pixels.shape[1:])
-
-    @cached_property
-    def image_size(self) -> tuple[int, int]:
-        """``(H_img, W_img)`` of the generator's images (of every sample)."""
-        return tuple(self.sample(0).image.shape[1:])
+        return self.generator.image_size if photo is None else tuple(photo.pixels.shape[1:])
 
     @_serialised
     def parts(self, seed: int | str, parts: str = "global") -> Tensor:

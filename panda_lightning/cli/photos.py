@@ -83,8 +83,7 @@ def _invert_one(
     photo = load_photo(path)
     _, height, width = photo.shape
     box = (Box.centred(height, width) if box_text is None else Box.parse(box_text)).check(height, width)
-    size = generator.generate(generator.held_out_latents(range(1))).shape[-1]
-    target = crop(photo, box, size)
+    target = crop(photo, box, generator.image_size[0])
     inversion = invert(generator, target, settings, box, photo)
     rank_zero_info(f"{path.name}: box {box}; " + "; ".join(f"{name}: {stage}" for name, stage in inversion.stages.items()))
     stem = output / path.stem

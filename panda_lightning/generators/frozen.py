@@ -9,6 +9,7 @@ what inverting a photo into the generator needs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +57,11 @@ class FrozenGenerator:
 
     def __repr__(self) -> str:
         return f"FrozenGenerator({type(self.network).__name__}, layer={self.layer!r}, feature_shape={self.feature_shape})"
+
+    @cached_property
+    def image_size(self) -> tuple[int, int]:
+        """``(H_img, W_img)`` of the network's images (one held-out sample's, generated once)."""
+        return tuple(self.generate(self.held_out_latents(range(1))).shape[-2:])
 
     @property
     def device(self) -> torch.device:
