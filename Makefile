@@ -9,7 +9,7 @@ TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.1'
 
 EVAL_VENV ?= .venv-eval
 
-.PHONY: setup fit test test-fast benchmark tensorboard eval-env locality-table clean
+.PHONY: setup fit test test-fast benchmark tensorboard jupyter clear-notebooks eval-env locality-table clean
 
 setup: $(VENV)/.installed
 
@@ -52,6 +52,19 @@ locality-table: setup eval-env
 
 tensorboard: setup
 	$(BIN)/tensorboard --logdir runs
+
+# The notebooks of examples/ in JupyterLab (the `notebooks` extra, installed once).
+jupyter: notebooks-extra
+	$(BIN)/jupyter lab examples
+
+# Before committing a notebook: its outputs and run timings cleared (tests/test_notebooks.py checks).
+clear-notebooks: notebooks-extra
+	$(BIN)/jupyter nbconvert --clear-output --ClearMetadataPreprocessor.enabled=True \
+		--ClearMetadataPreprocessor.clear_notebook_metadata=False --inplace examples/*.ipynb
+
+.PHONY: notebooks-extra
+notebooks-extra: setup
+	$(BIN)/python -c 'import jupyterlab' 2>/dev/null || $(BIN)/python -m pip install -e '.[notebooks]'
 
 clean:
 	rm -rf $(VENV) $(EVAL_VENV) runs lightning_logs *.egg-info

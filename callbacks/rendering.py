@@ -41,6 +41,16 @@ class FixedSamplePicture(L.Callback):
         """``(3, H, W)`` in ``[0, 1]``."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def draw(self, generator: FrozenGenerator, pl_module: L.LightningModule) -> Tensor:
+        """:meth:`picture` of this callback's fixed samples, ``(3, H, W)`` in ``[0, 1]``, the module in eval mode."""
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            return self.picture(generator, pl_module, generator.preview_latents(self.num_samples, self.seed))
+        finally:
+            pl_module.train(was_training)
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
             self.render(trainer, pl_module, directory=None)
@@ -53,17 +63,10 @@ class FixedSamplePicture(L.Callback):
         trainer.strategy.barrier("FixedSamplePicture.on_train_end")
 
     @rank_zero_only
-    @torch.no_grad()
     def render(self, trainer: L.Trainer, pl_module: L.LightningModule, directory: str | None) -> None:
         """Draw the picture of the fit's generator (``trainer.datamodule.generator``), to TensorBoard
         and, given a ``directory``, to :attr:`filename` there (:attr:`last_path`)."""
-        generator = trainer.datamodule.generator
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            picture = self.picture(generator, pl_module, generator.preview_latents(self.num_samples, self.seed))
-        finally:
-            pl_module.train(was_training)
+        picture = self.draw(trainer.datamodule.generator, pl_module)
         if isinstance(trainer.logger, TensorBoardLogger):
             trainer.logger.experiment.add_image(self.tag, picture, trainer.global_step)
         if directory is not None:

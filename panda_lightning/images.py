@@ -206,7 +206,7 @@ def tile(
     left = 0 if rows is None else label_width(rows)
     top = 0 if columns is None else HEADER_HEIGHT
     canvas = Image.new("RGB", (left + grid.shape[2], top + grid.shape[1]), "white")
-    canvas.paste(_to_pil(grid), (left, top))
+    canvas.paste(to_pil(grid), (left, top))
     draw = ImageDraw.Draw(canvas)
     for i, label in enumerate(rows or []):
         draw.text((_MARGIN // 2, top + i * height + height // 2), label, fill="black", font=font, anchor="lm")
@@ -233,19 +233,20 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=LABEL_SIZE)
 
 
-def _to_pil(image: Tensor) -> Image.Image:
+def to_pil(image: Tensor) -> Image.Image:
+    """``image: (3, H, W)`` in ``[0, 1]`` as a Pillow image (which a notebook shows), the pixels :func:`save_png` writes."""
     pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8)
     return Image.fromarray(np.ascontiguousarray(rearrange(pixels, "c h w -> h w c").cpu().numpy()))
 
 
 def save_png(image: Tensor, path: str | os.PathLike) -> Path:
     """Write ``image: (3, H, W)`` in ``[0, 1]`` to ``path`` atomically (a temp file, then rename)."""
-    return write_atomically(path, lambda file: _to_pil(image).save(file, format="PNG"))
+    return write_atomically(path, lambda file: to_pil(image).save(file, format="PNG"))
 
 
 def image_bytes(image: Tensor, format: str = "PNG", **options: Any) -> bytes:  # noqa: A002 (Pillow's name)
     """``image: (3, H, W)`` in ``[0, 1]`` as the bytes of a PNG file, the pixels :func:`save_png`
     writes; or of another ``format`` of Pillow's, with its ``options`` (``"JPEG"``, ``quality=90``)."""
     buffer = io.BytesIO()
-    _to_pil(image).save(buffer, format=format, **options)
+    to_pil(image).save(buffer, format=format, **options)
     return buffer.getvalue()

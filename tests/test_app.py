@@ -215,8 +215,12 @@ def test_panda_app_refuses_a_bad_checkpoint_in_one_line_before_serving(fitted, t
         "no config": (["--ckpt_path", str(truncated)], r"no --config given, and no config\.yaml beside ckpt_path"),
         "truncated": (["--config", str(fitted / "config.yaml"), "--ckpt_path", str(truncated)], r"cut short"),
     }
+    with ThreadPoolExecutor(max_workers=2) as pool:  # (each process mostly imports: two at a time on two cores)
+        results = dict(zip(cases, pool.map(
+            lambda case: subprocess.run([str(panda), "app", *case[0], "--port", "0"], capture_output=True, text=True, timeout=120),
+            cases.values())))
     for name, (args, message) in cases.items():
-        result = subprocess.run([str(panda), "app", *args, "--port", "0"], capture_output=True, text=True, timeout=120)
+        result = results[name]
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert result.returncode == 2 and len(errors) == 1 and re.search(message, errors[0]), (name, result.stderr[-2000:])
         assert "serving" not in result.stdout

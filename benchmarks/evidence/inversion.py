@@ -37,7 +37,7 @@ from panda_lightning.images import to_unit_range
 from panda_lightning.inversion import LOSSES, InversionSettings, invert
 from panda_lightning.metrics import roir_ratios
 from panda_lightning.photos import Box, crop, load_photo
-from panda_lightning.runs import generator_from_config
+from panda_lightning.run import generator_from_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTO, BOX = ROOT / "tests" / "data" / "astronaut.png", Box(135, 5, 190)

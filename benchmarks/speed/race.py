@@ -89,7 +89,7 @@ class Snapshots(L.Callback):
 
 # The config's callbacks but its pictures: the checkpoints a fit writes are part of its cost.
 CALLBACKS = (
-    '[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": true, '
+    '[{"class_path": "panda_lightning.callbacks.LastCheckpoint", "init_args": {"save_last": true, '
     '"every_n_train_steps": 100}}, {"class_path": "panda_lightning.callbacks.CheckpointOnInterrupt"}]'
 )
 

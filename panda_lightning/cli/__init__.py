@@ -9,13 +9,14 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from panda_lightning.cli.errors import check_is_file, one_line_errors, read_checkpoint
+from panda_lightning.cli.errors import one_line_errors
 from panda_lightning.cli.inspection import ConfiguredGenerator
 from panda_lightning.cli.messages import fit_summary, quiet_third_party_noise
 from panda_lightning.cli.trainer import PandATrainer
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
-from panda_lightning.runs import network_and_sampler
+from panda_lightning.loading import check_is_file, read_checkpoint
+from panda_lightning.run import network_and_sampler
 
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")  # names Trainer.fit resolves itself
 CHECKPOINT_SUBCOMMANDS = ("app", "edit", "remove", "rewrite", "saliency", "rank", "refine", "invert")
@@ -102,8 +103,16 @@ def run(args: list[str] | None = None, **options: Any) -> PandACLI:
     if args is None:
         # The command line itself, amended: Lightning warns when given args beside a command line.
         sys.argv[1:] = config_beside_checkpoint(sys.argv[1:])
-    else:
-        args = config_beside_checkpoint(list(args))
+        return _cli(None, options)
+    # Given args, the process's own command line (a notebook kernel's, say) is none of ours.
+    own, sys.argv[1:] = sys.argv[1:], []
+    try:
+        return _cli(config_beside_checkpoint(list(args)), options)
+    finally:
+        sys.argv[1:] = own
+
+
+def _cli(args: list[str] | None, options: dict[str, Any]) -> PandACLI:
     return PandACLI(
         PandA,
         GeneratorActivations,

@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from panda_lightning import PandA
 from panda_lightning.app import Editor, make_server
 from panda_lightning.app.guard import is_loopback
-from panda_lightning.cli.shared import documents_shared_options, load_fitted
+from panda_lightning.cli.shared import documents_shared_options, fitted_run
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.functional.refinement import NUM_NEIGHBOURS
 from panda_lightning.functional.validation import check_int
@@ -47,9 +47,9 @@ class AppCommand:
             num_neighbours: ``k`` of the mutual kNN graph of refined parts.
         """
         check_int("port", port, low=0, high=65535)
-        fitted = load_fitted(model, datamodule.generator, ckpt_path, weights_only)
+        run = fitted_run(model, datamodule, ckpt_path, weights_only)
         prefix = " ".join([*(f"--config {shlex.quote(path)}" for path in config_files or []), f"--ckpt_path {shlex.quote(ckpt_path)}"])
-        editor = Editor(fitted, datamodule.generator, prefix, gallery_size, gallery_alpha, ranking_samples, num_neighbours,
+        editor = Editor(run.model, run.generator, prefix, gallery_size, gallery_alpha, ranking_samples, num_neighbours,
                         batch_size=datamodule.batch_size)
         if not is_loopback(host):
             rank_zero_warn(f"host={host!r}: anyone who can reach this machine at that address and has the token can use the app.")

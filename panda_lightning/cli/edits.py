@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from panda_lightning import PandA
-from panda_lightning.cli.shared import documents_shared_options, load_fitted, render
+from panda_lightning.cli.shared import documents_shared_options, fitted_run, write_before_after
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.functional.refinement import NUM_NEIGHBOURS
 from panda_lightning.uses import concept_rewrite, local_edits, object_removal
@@ -44,10 +44,10 @@ class EditCommands:
                 with the ``"full"`` or the ``"mutual_knn"`` affinity (Alg. 2); ``None``: the global parts.
             num_neighbours: ``k`` of the mutual kNN graph.
         """
-        generator = datamodule.generator
-        edit = local_edits(load_fitted(model, generator, ckpt_path, weights_only), edits, refine, num_neighbours)
+        run = fitted_run(model, datamodule, ckpt_path, weights_only)
+        edit = local_edits(run.model, edits, refine, num_neighbours)
         at = "" if refine is None else f" at parts refined with the {refine} affinity"
-        return render(generator, image, inversion, num_samples, seed, edit, output, f"{len(edits)} edit(s){at}", layout)
+        return write_before_after(run.edited(edit, num_samples, seed, image, inversion), output, f"{len(edits)} edit(s){at}", layout)
 
     @documents_shared_options
     def remove(
@@ -82,12 +82,11 @@ class EditCommands:
             refine: remove each sample's own part, refined with this affinity (as in ``edit``).
             num_neighbours: ``k`` of the mutual kNN graph.
         """
-        generator = datamodule.generator
-        fitted = load_fitted(model, generator, ckpt_path, weights_only)
-        edit = object_removal(fitted, where, appearance, alpha, border, refine, num_neighbours)
+        run = fitted_run(model, datamodule, ckpt_path, weights_only)
+        edit = object_removal(run.model, where, appearance, alpha, border, refine, num_neighbours)
         filled = "each sample's border" if appearance is None else f"appearance {appearance} at alpha {alpha}"
         what = f"removed {where!r}, filled with {filled}"
-        return render(generator, image, inversion, num_samples, seed, edit, output, what, layout)
+        return write_before_after(run.edited(edit, num_samples, seed, image, inversion), output, what, layout)
 
     @documents_shared_options
     def rewrite(
@@ -114,6 +113,6 @@ class EditCommands:
             alpha: how much of ``target`` per unit of ``source``.
             num_samples: generated samples, one row each: original | rewritten | difference.
         """
-        generator = datamodule.generator
-        edit = concept_rewrite(load_fitted(model, generator, ckpt_path, weights_only), source, target, alpha)
-        return render(generator, image, inversion, num_samples, seed, edit, output, f"appearance {source} -> {target}", layout)
+        run = fitted_run(model, datamodule, ckpt_path, weights_only)
+        edit = concept_rewrite(run.model, source, target, alpha)
+        return write_before_after(run.edited(edit, num_samples, seed, image, inversion), output, f"appearance {source} -> {target}", layout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -11,16 +10,13 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from panda_lightning import PandA
-from panda_lightning.callbacks.refined_parts import RefinedParts
-from panda_lightning.cli.shared import documents_shared_options, load_fitted, write
+from panda_lightning.cli.shared import documents_shared_options, fitted_run, write
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.functional.editing import appearance_scores, localise, mean_saliency, saliency_maps
-from panda_lightning.functional.refinement import NUM_NEIGHBOURS
-from panda_lightning.functional.validation import check_index, check_int
-from panda_lightning.generators.latents import LatentSampler
-from panda_lightning.generators.layers import LayerOutput, layer_outputs
 from panda_lightning.files import write_atomically
-from panda_lightning.images import mask_png, saliency_grid, tile, to_unit_range
+from panda_lightning.functional.refinement import NUM_NEIGHBOURS
+from panda_lightning.generators.latents import LatentSampler
+from panda_lightning.generators.layers import LayerOutput, layer_outputs, layer_table
+from panda_lightning.images import mask_png
 
 
 class InspectionCommands:
@@ -51,25 +47,15 @@ class InspectionCommands:
                 where the map is at least its mean), ``sample{i}_appearance{j}.png``: a mask
                 ``panda edit --edits`` takes.
         """
-        generator = datamodule.generator
-        fitted = load_fitted(model, generator, ckpt_path, weights_only)
-        count_appearances = fitted.appearances.shape[1]
-        indices = [check_index("appearances", j, count_appearances, "appearances") for j in appearances]
-        shown = fitted.appearances.detach()[:, indices]
-        thresholds = mean_saliency(datamodule.held_out_batches(threshold_samples), shown)
-
-        latents = generator.preview_latents(num_samples, seed)
-        maps = saliency_maps(generator.activations(latents), shown).float().cpu()
-        images = to_unit_range(generator.generate(latents).float().cpu())
-        rank_zero_info(f"mean saliency (localisation thresholds) of appearances {appearances}: {thresholds.tolist()}")
-        located = localise(maps, thresholds.cpu())
+        located = fitted_run(model, datamodule, ckpt_path, weights_only).localisation(appearances, num_samples, threshold_samples, seed)
+        rank_zero_info(f"mean saliency (localisation thresholds) of appearances {appearances}: {located.thresholds.tolist()}")
         if masks is not None:
-            enlarged = torch.nn.functional.interpolate(located.float(), size=images.shape[-2:], mode="nearest")
+            enlarged = located.masks()
             for i, sample_masks in enumerate(enlarged):
-                for j, mask in zip(indices, sample_masks):
+                for j, mask in zip(located.appearances, sample_masks):
                     write_atomically(Path(masks) / f"sample{i}_appearance{j}.png", lambda file, m=mask: file.write(mask_png(m)))
             rank_zero_info(f"wrote {enlarged.shape[0] * enlarged.shape[1]} localisation masks to {masks}")
-        return write(saliency_grid(images, maps, located, appearances=indices), output)
+        return write(located.picture(), output)
 
     @documents_shared_options
     def refine(
@@ -92,10 +78,8 @@ class InspectionCommands:
             num_samples: generated samples, one column each; rows: the samples, the global
                 parts, parts refined with the full affinity, and with the mutual-kNN affinity.
         """
-        generator = datamodule.generator
-        fitted = load_fitted(model, generator, ckpt_path, weights_only)
-        renderer = RefinedParts(num_neighbours=num_neighbours, steps=steps)  # the callback's picture
-        return write(renderer.picture(generator, fitted, generator.preview_latents(num_samples, seed)), output)
+        run = fitted_run(model, datamodule, ckpt_path, weights_only)
+        return write(run.refine(num_neighbours, steps, num_samples, seed), output)
 
     @documents_shared_options
     def rank(
@@ -119,21 +103,9 @@ class InspectionCommands:
             num_samples: held-out samples to rank.
             show: samples shown in each row.
         """
-        generator = datamodule.generator
-        fitted = load_fitted(model, generator, ckpt_path, weights_only)
-        appearances, parts = fitted.appearances.detach(), fitted.parts.detach()
-        if part is not None:
-            check_index("part", part, parts.shape[1], "parts")
-        check_int("show", show, low=1, high=num_samples, why=f"at most num_samples={num_samples}")
-        scores = torch.cat([
-            appearance_scores(Z, appearances, appearance, None if part is None else parts[:, part : part + 1]).flatten()
-            for Z in datamodule.held_out_batches(num_samples)
-        ]).cpu()
-        order = scores.argsort(descending=True)
-        chosen = torch.cat([order[:show], order[-show:]])
-        images = to_unit_range(generator.generate(generator.held_out_latents(chosen.tolist())).float().cpu())
-        rank_zero_info(f"highest scores {scores[order[:show]].tolist()}, lowest {scores[order[-show:]].tolist()}")
-        return write(tile(images.view(2, show, *images.shape[1:]), rows=["highest", "lowest"]), output)
+        ranked = fitted_run(model, datamodule, ckpt_path, weights_only).ranking(appearance, part, num_samples, show)
+        rank_zero_info(f"highest scores {ranked.highest.tolist()}, lowest {ranked.lowest.tolist()}")
+        return write(ranked.picture(), output)
 
     def layers(
         self,
@@ -157,7 +129,7 @@ class InspectionCommands:
         network = datamodule.network
         latents = datamodule.sampler(1, torch.Generator().manual_seed(0))
         rows = layer_outputs(network, lambda: network(latents))
-        print(_layer_table(rows, type(network).__name__, datamodule.layer))
+        print(layer_table(rows, type(network).__name__, datamodule.layer))
         return rows
 
 
@@ -167,32 +139,3 @@ class ConfiguredGenerator(NamedTuple):
     network: nn.Module
     sampler: LatentSampler
     layer: str
-
-
-def _layer_table(rows: list[LayerOutput], generator: str, configured: str) -> str:
-    width = max(len(row.layer) for row in rows)
-    lines = [
-        f"Layers of {generator} on one sample, in the order the forward pass computes them; "
-        "* marks a feature map (N, C, H, W) that data.layer can name:"
-    ]
-    for row in rows:
-        notes = {0: ["not run by forward(): a container, or unused"], 1: []}.get(
-            row.calls, [f"runs {row.calls} times: its first output counts"]
-        )
-        notes += [f"also {row.alias}"] if row.alias else []
-        notes += ["<- data.layer"] if configured in (row.layer, row.alias) else []
-        lines.append(f"{'*' if row.usable else ' '} {row.layer:<{width}}  {row.output:<18}  {'; '.join(notes)}".rstrip())
-    usable = [name for row in rows if row.usable for name in (row.layer, row.alias) if name]
-    chosen = next((row for row in rows if configured in (row.layer, row.alias)), None)
-    elements = [name for name in usable if name.startswith(configured + "[")]
-    if chosen is not None and chosen.usable:
-        verdict = f"data.layer={configured!r} outputs {chosen.output}: PandA can factorise it."
-    elif chosen is not None:
-        verdict = f"data.layer={configured!r} outputs {chosen.output}, not a feature map (N, C, H, W): choose a layer marked *."
-    elif elements:
-        verdict = f"data.layer={configured!r} outputs several tensors: name one, such as {elements[0]!r}."
-    else:
-        close = difflib.get_close_matches(configured, usable, n=3)
-        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-        verdict = f"data.layer={configured!r} is none of these layers{hint}: choose a layer marked *."
-    return "\n".join(lines + [verdict])

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from panda_lightning import PandA
-from panda_lightning.cli.shared import documents_shared_options, load_fitted, write
+from panda_lightning.cli.shared import documents_shared_options, fitted_run, write
 from panda_lightning.datamodules import GeneratorActivations
-from panda_lightning.functional.refinement import AFFINITIES, NUM_NEIGHBOURS
-from panda_lightning.generators.frozen import FrozenGenerator
-from panda_lightning.images import refinement_grid
-from panda_lightning.inversion import InversionSettings, invert
-from panda_lightning.photos import Box, crop, load_photo
+from panda_lightning.functional.refinement import NUM_NEIGHBOURS
+from panda_lightning.inversion import InversionSettings
+from panda_lightning.photos import load_photo
+from panda_lightning.run import Run
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -51,8 +49,7 @@ class PhotoCommands:
             settings: how the photo is inverted (``--settings.layer_steps 300``, ...).
             num_neighbours: ``k`` of the mutual kNN graph of the photo's refined parts.
         """
-        generator = datamodule.generator
-        fitted = load_fitted(model, generator, ckpt_path, weights_only)
+        run = fitted_run(model, datamodule, ckpt_path, weights_only)
         source = Path(image)
         if source.is_dir():
             photos = sorted(path for path in source.iterdir() if path.suffix.lower() in PHOTO_SUFFIXES)
@@ -65,7 +62,7 @@ class PhotoCommands:
         written, failed = [], []
         for photo in photos:
             try:
-                written += _invert_one(fitted, generator, photo, box, Path(output), settings, num_neighbours)
+                written += _invert_one(run, photo, box, Path(output), settings, num_neighbours)
             except ValueError as error:
                 if len(photos) == 1:
                     raise
@@ -76,24 +73,13 @@ class PhotoCommands:
         return written
 
 
-def _invert_one(
-    fitted: PandA, generator: FrozenGenerator, path: Path, box_text: str | None, output: Path,
-    settings: InversionSettings, num_neighbours: int,
-) -> list[Path]:
+def _invert_one(run: Run, path: Path, box: str | None, output: Path, settings: InversionSettings, num_neighbours: int) -> list[Path]:
     photo = load_photo(path)
-    _, height, width = photo.shape
-    box = (Box.centred(height, width) if box_text is None else Box.parse(box_text)).check(height, width)
-    target = crop(photo, box, generator.image_size[0])
-    inversion = invert(generator, target, settings, box, photo)
-    rank_zero_info(f"{path.name}: box {box}; " + "; ".join(f"{name}: {stage}" for name, stage in inversion.stages.items()))
+    inversion = run.invert(photo, box, settings)
+    rank_zero_info(f"{path.name}: box {inversion.box}; " + "; ".join(f"{name}: {stage}" for name, stage in inversion.stages.items()))
     stem = output / path.stem
     saved = inversion.save(f"{stem}.inversion.pt")
     rank_zero_info(f"wrote {saved}")
-    reconstruction = inversion.images(generator).cpu()
-    activations = inversion.activations.to(generator.device)
-    refined = [fitted.refine(activations, affinity, num_neighbours=num_neighbours) for affinity in AFFINITIES]
-    _, layer_height, layer_width = generator.feature_shape
-    labels = ["global parts", *(f"refined: {affinity}" for affinity in AFFINITIES)]
-    parts = refinement_grid(torch.cat([target[None], reconstruction]), [fitted.parts.detach(), *(
-        torch.cat([each, each]) for each in refined)], layer_height, layer_width, labels)
-    return [saved, write(reconstruction[0], f"{stem}.reconstruction.png"), write(parts, f"{stem}.parts.png")]
+    reconstruction = inversion.images(run.generator)[0].cpu()
+    parts = run.photo_parts(photo, inversion, num_neighbours)
+    return [saved, write(reconstruction, f"{stem}.reconstruction.png"), write(parts, f"{stem}.parts.png")]

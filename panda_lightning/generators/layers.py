@@ -247,3 +247,37 @@ def layer_outputs(generator: nn.Module, run: Callable[[], Any]) -> list[LayerOut
     ran = [row for name in first for row in flatten(name, first[name], calls[name])]
     never = [LayerOutput(name, "-", 0, False, aliases.get(name, "")) for name, _ in named if name not in first]
     return ran + never
+
+
+def layer_table(rows: list[LayerOutput], generator: str, configured: str | None = None) -> str:
+    """:func:`layer_outputs` as ``panda layers`` prints them, one line each, ``*`` marking the
+    feature maps PandA can factorise; with ``configured``, a last line on whether it is one.
+    ``generator``: the network's name, for the first line."""
+    width = max(len(row.layer) for row in rows)
+    lines = [
+        f"Layers of {generator} on one sample, in the order the forward pass computes them; "
+        "* marks a feature map (N, C, H, W) that data.layer can name:"
+    ]
+    for row in rows:
+        notes = {0: ["not run by forward(): a container, or unused"], 1: []}.get(
+            row.calls, [f"runs {row.calls} times: its first output counts"]
+        )
+        notes += [f"also {row.alias}"] if row.alias else []
+        notes += ["<- data.layer"] if configured in (row.layer, row.alias) else []
+        lines.append(f"{'*' if row.usable else ' '} {row.layer:<{width}}  {row.output:<18}  {'; '.join(notes)}".rstrip())
+    if configured is None:
+        return "\n".join(lines)
+    usable = [name for row in rows if row.usable for name in (row.layer, row.alias) if name]
+    chosen = next((row for row in rows if configured in (row.layer, row.alias)), None)
+    elements = [name for name in usable if name.startswith(configured + "[")]
+    if chosen is not None and chosen.usable:
+        verdict = f"data.layer={configured!r} outputs {chosen.output}: PandA can factorise it."
+    elif chosen is not None:
+        verdict = f"data.layer={configured!r} outputs {chosen.output}, not a feature map (N, C, H, W): choose a layer marked *."
+    elif elements:
+        verdict = f"data.layer={configured!r} outputs several tensors: name one, such as {elements[0]!r}."
+    else:
+        close = difflib.get_close_matches(configured, usable, n=3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        verdict = f"data.layer={configured!r} is none of these layers{hint}: choose a layer marked *."
+    return "\n".join(lines + [verdict])
