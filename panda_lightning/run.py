@@ -81,10 +81,6 @@ class Run:
 
     # -- edits ----------------------------------------------------------------------------------
 
-    def samples(self, num_samples: int = 6, seed: int = 0) -> Tensor:
-        """The generated samples that the edits of ``seed`` start from, ``(N, 3, H, W)``."""
-        return to_unit_range(self.generator.generate(self.generator.preview_latents(num_samples, seed)).float().cpu())
-
     def edited(self, edit: Edit, num_samples: int = 6, seed: int = 0, image: PhotoSource | None = None,
                inversion: str | os.PathLike | Inversion | None = None) -> BeforeAfter:
         """Any ``edit`` of the layer's activations, ``Z: (N, C, H, W) -> Z'``, applied to the
@@ -302,7 +298,8 @@ def generator_from_config(path: str | os.PathLike) -> FrozenGenerator:
 
 
 def pictures_from_config(path: str | os.PathLike) -> list[FixedSamplePicture]:
-    """The picture callbacks among the config's ``trainer.callbacks``, as the fit had them."""
+    """The picture callbacks among the config's ``trainer.callbacks`` (those of
+    :mod:`panda_lightning.callbacks`), as the fit had them."""
     trainer = _config(path).get("trainer")
     callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
     pictures = []

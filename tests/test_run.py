@@ -65,26 +65,28 @@ def test_a_run_folder_and_its_checkpoint_with_its_data_load_the_same_run(converg
     assert again.generator is data.generator and again.model.device.type == "cpu"
 
 
+# The same request to the command (less --ckpt_path and --output) and to the run; a mask file is mask.png.
+SAMPLES = ["--num_samples", "2", "--seed", "3"]
 REQUESTS = {
     "edit part and mask": (
-        lambda mask: ["edit", "--edits", f'[[7, 2, -1.5], ["{mask}", 5, 3.0]]'],
-        lambda run, mask: run.edit([[7, 2, -1.5], [mask, 5, 3.0]], num_samples=2, seed=3),
+        ["edit", "--edits", '[[7, 2, -1.5], ["mask.png", 5, 3.0]]', *SAMPLES],
+        lambda run: run.edit([[7, 2, -1.5], ["mask.png", 5, 3.0]], num_samples=2, seed=3),
     ),
     "edit refined part, edited alone": (
-        lambda mask: ["edit", "--edits", "[[0, 1, 2.5]]", "--refine", "mutual_knn", "--layout", "edited", "--num_samples", "1"],
-        lambda run, mask: run.edit([[0, 1, 2.5]], num_samples=1, seed=3, refine="mutual_knn", layout="edited")[0],
+        ["edit", "--edits", "[[0, 1, 2.5]]", "--refine", "mutual_knn", "--layout", "edited", "--num_samples", "1", "--seed", "3"],
+        lambda run: run.edit([[0, 1, 2.5]], num_samples=1, seed=3, refine="mutual_knn", layout="edited")[0],
     ),
-    "remove": (lambda mask: ["remove", "--where", "6"], lambda run, mask: run.remove(6, num_samples=2, seed=3)),
-    "rewrite": (lambda mask: ["rewrite", "--source", "1", "--target", "4"], lambda run, mask: run.rewrite(1, 4, num_samples=2, seed=3)),
+    "remove": (["remove", "--where", "6", *SAMPLES], lambda run: run.remove(6, num_samples=2, seed=3)),
+    "rewrite": (["rewrite", "--source", "1", "--target", "4", *SAMPLES], lambda run: run.rewrite(1, 4, num_samples=2, seed=3)),
     "saliency": (
-        lambda mask: ["saliency", "--appearances", "[0, 3]", "--threshold_samples", "128"],
-        lambda run, mask: run.saliency([0, 3], num_samples=2, threshold_samples=128, seed=3),
+        ["saliency", "--appearances", "[0, 3]", "--threshold_samples", "128", *SAMPLES],
+        lambda run: run.saliency([0, 3], num_samples=2, threshold_samples=128, seed=3),
     ),
     "rank": (
-        lambda mask: ["rank", "--appearance", "2", "--part", "7", "--num_samples", "64", "--show", "3"],
-        lambda run, mask: run.rank(2, part=7, num_samples=64, show=3),
+        ["rank", "--appearance", "2", "--part", "7", "--num_samples", "64", "--show", "3"],
+        lambda run: run.rank(2, part=7, num_samples=64, show=3),
     ),
-    "refine": (lambda mask: ["refine", "--steps", "5"], lambda run, mask: run.refine(steps=5, num_samples=2, seed=3)),
+    "refine": (["refine", "--steps", "5", *SAMPLES], lambda run: run.refine(steps=5, num_samples=2, seed=3)),
 }
 
 
@@ -95,11 +97,8 @@ def test_a_run_and_the_command_give_the_same_picture(converged, loaded, tmp_path
     mask[20:36, 12:30] = 1
     (tmp_path / "mask.png").write_bytes(mask_png(mask))
     monkeypatch.chdir(tmp_path)
-    args = command("mask.png")
-    common = ["--num_samples", "2"] if args[0] not in ("rank",) and "--num_samples" not in args else []
-    seeded = ["--seed", "3"] if args[0] not in ("rank",) else []
-    panda([*args, "--ckpt_path", str(converged / "checkpoints" / "last.ckpt"), *common, *seeded, "--output", "out.png"])
-    np.testing.assert_array_equal(shown(method(loaded, "mask.png")), png_pixels(tmp_path / "out.png"))
+    panda([*command, "--ckpt_path", str(converged / "checkpoints" / "last.ckpt"), "--output", "out.png"])
+    np.testing.assert_array_equal(shown(method(loaded)), png_pixels(tmp_path / "out.png"))
 
 
 def test_a_run_and_the_editor_give_the_same_edit(loaded, editor):
