@@ -53,9 +53,11 @@ locality-table: setup eval-env
 tensorboard: setup
 	$(BIN)/tensorboard --logdir runs
 
-# The notebooks of examples/ in JupyterLab (the `notebooks` extra, installed once).
+# The notebooks of examples/ in JupyterLab (the `notebooks` extra, installed once); JUPYTER_ARGS
+# go to it (--allow-root in a container that runs as root, --no-browser, --port 8890, ...).
+JUPYTER_ARGS ?=
 jupyter: notebooks-extra
-	$(BIN)/jupyter lab examples
+	$(BIN)/jupyter lab examples $(JUPYTER_ARGS)
 
 # Before committing a notebook: its outputs and run timings cleared (tests/test_notebooks.py checks).
 clear-notebooks: notebooks-extra
