@@ -16,6 +16,11 @@ from panda_lightning.images import difference_image, saliency_grid, tile
 LAYOUTS = ("rows", "edited")
 
 
+def check_layout(layout: str) -> str:
+    """``layout`` when :meth:`BeforeAfter.picture` takes it: checked before an edit is computed."""
+    return check_choice("layout", layout, LAYOUTS)
+
+
 @dataclass(frozen=True)
 class BeforeAfter:
     """Images before and after an edit: generated samples, or a photo at its own size with the edit
@@ -33,7 +38,7 @@ class BeforeAfter:
     def picture(self, layout: str = "rows") -> Tensor:
         """``"rows"``: original | edited | difference, one row per image, ``(3, H', W')``, at full size;
         ``"edited"``: the edited images alone, ``(N, 3, H, W)``."""
-        check_choice("layout", layout, LAYOUTS)
+        check_layout(layout)
         if layout == "edited":
             return self.edited
         difference = difference_image(self.original, self.edited)

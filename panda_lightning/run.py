@@ -34,7 +34,7 @@ from panda_lightning.images import refinement_grid, to_unit_range
 from panda_lightning.inversion import Inversion, InversionSettings, invert
 from panda_lightning.loading import read_checkpoint
 from panda_lightning.photos import Box, carry_back, crop, load_photo
-from panda_lightning.pictures import BeforeAfter, Localisation, Ranking
+from panda_lightning.pictures import BeforeAfter, Localisation, Ranking, check_layout
 from panda_lightning.uses import Where, concept_rewrite, local_edits, object_removal
 
 PhotoSource = str | os.PathLike | Tensor  # a photo's file, or its pixels (3, H, W) in [0, 1]
@@ -108,6 +108,11 @@ class Run:
         reconstructed, edited = inversion.images(self.generator)[0].cpu(), inversion.images(self.generator, edit)[0].cpu()
         return BeforeAfter(photo[None], carry_back(photo, inversion.box, reconstructed, edited)[None], generated=edited[None])
 
+    def _picture(self, edit: Edit, layout: str, num_samples: int, seed: int, image: PhotoSource | None,
+                 inversion: str | os.PathLike | Inversion | None) -> Tensor:
+        check_layout(layout)  # (before the generator runs)
+        return self.edited(edit, num_samples, seed, image, inversion).picture(layout)
+
     def edit(self, edits: Sequence[tuple[Where, int, float]], num_samples: int = 6, seed: int = 0, layout: str = "rows",
              refine: str | None = None, num_neighbours: int = NUM_NEIGHBOURS, image: PhotoSource | None = None,
              inversion: str | os.PathLike | Inversion | None = None) -> Tensor:
@@ -115,7 +120,7 @@ class Run:
         alpha)``, ``where`` a part index, a mask (``(H, W)`` in ``[0, 1]``) or a PNG mask's file
         (Sec. 3.3.1). ``layout="rows"``: original | edited | difference; ``"edited"``: the edited images alone."""
         edit = local_edits(self.model, edits, refine, num_neighbours)
-        return self.edited(edit, num_samples, seed, image, inversion).picture(layout)
+        return self._picture(edit, layout, num_samples, seed, image, inversion)
 
     def remove(self, where: Where, appearance: int | None = None, alpha: float = 3.0, border: int | None = None,
                num_samples: int = 6, seed: int = 0, layout: str = "rows", refine: str | None = None,
@@ -123,13 +128,13 @@ class Run:
                inversion: str | os.PathLike | Inversion | None = None) -> Tensor:
         """``panda remove``: what is at a part or mask filled with each sample's background (Sec. 5.2)."""
         edit = object_removal(self.model, where, appearance, alpha, border, refine, num_neighbours)
-        return self.edited(edit, num_samples, seed, image, inversion).picture(layout)
+        return self._picture(edit, layout, num_samples, seed, image, inversion)
 
     def rewrite(self, source: int, target: int, alpha: float = 1.0, num_samples: int = 6, seed: int = 0,
                 layout: str = "rows", image: PhotoSource | None = None, inversion: str | os.PathLike | Inversion | None = None) -> Tensor:
         """``panda rewrite``: appearance ``source`` replaced by ``target`` wherever it is present (Eq. 14-16)."""
         edit = concept_rewrite(self.model, source, target, alpha)
-        return self.edited(edit, num_samples, seed, image, inversion).picture(layout)
+        return self._picture(edit, layout, num_samples, seed, image, inversion)
 
     # -- what the factors show ------------------------------------------------------------------
 
@@ -234,7 +239,8 @@ def load_run(path: str | os.PathLike, config: str | os.PathLike | None = None, d
                 f"no config.yaml in the run folder {str(folder)!r} (panda fit writes one beside its logs; a fit from "
                 "Python does not): pass config='the YAML the fit was given', or data=GeneratorActivations(...) as the fit had it."
             )
-        data, pictures = data_from_config(config), pictures_from_config(config)
+        read = _config(config)
+        data, pictures = _data(read), _pictures(read)
     data.generator.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return Run(load_fitted(checkpoint, data.generator, weights_only), data, pictures)
 
@@ -287,9 +293,7 @@ def _config(path: str | os.PathLike) -> dict[str, Any]:
 
 def data_from_config(path: str | os.PathLike) -> GeneratorActivations:
     """The :class:`GeneratorActivations` that a config's ``data`` section names, as ``panda fit`` built it."""
-    parser = ArgumentParser()
-    parser.add_class_arguments(GeneratorActivations, "data")
-    return parser.instantiate_classes(parser.parse_object({"data": _config(path)["data"]})).data
+    return _data(_config(path))
 
 
 def generator_from_config(path: str | os.PathLike) -> FrozenGenerator:
@@ -297,10 +301,16 @@ def generator_from_config(path: str | os.PathLike) -> FrozenGenerator:
     return data_from_config(path).generator
 
 
-def pictures_from_config(path: str | os.PathLike) -> list[FixedSamplePicture]:
+def _data(config: dict[str, Any]) -> GeneratorActivations:
+    parser = ArgumentParser()
+    parser.add_class_arguments(GeneratorActivations, "data")
+    return parser.instantiate_classes(parser.parse_object({"data": config["data"]})).data
+
+
+def _pictures(config: dict[str, Any]) -> list[FixedSamplePicture]:
     """The picture callbacks among the config's ``trainer.callbacks`` (those of
     :mod:`panda_lightning.callbacks`), as the fit had them."""
-    trainer = _config(path).get("trainer")
+    trainer = config.get("trainer")
     callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
     pictures = []
     for callback in callbacks if isinstance(callbacks, list) else []:

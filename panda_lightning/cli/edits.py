@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from panda_lightning import PandA
-from panda_lightning.cli.shared import documents_shared_options, fitted_run, write_before_after
+from panda_lightning.cli.shared import documents_shared_options, fitted_run, write_edited
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.functional.refinement import NUM_NEIGHBOURS
 from panda_lightning.uses import concept_rewrite, local_edits, object_removal
@@ -47,7 +47,7 @@ class EditCommands:
         run = fitted_run(model, datamodule, ckpt_path, weights_only)
         edit = local_edits(run.model, edits, refine, num_neighbours)
         at = "" if refine is None else f" at parts refined with the {refine} affinity"
-        return write_before_after(run.edited(edit, num_samples, seed, image, inversion), output, f"{len(edits)} edit(s){at}", layout)
+        return write_edited(run, edit, num_samples, seed, image, inversion, output, f"{len(edits)} edit(s){at}", layout)
 
     @documents_shared_options
     def remove(
@@ -86,7 +86,7 @@ class EditCommands:
         edit = object_removal(run.model, where, appearance, alpha, border, refine, num_neighbours)
         filled = "each sample's border" if appearance is None else f"appearance {appearance} at alpha {alpha}"
         what = f"removed {where!r}, filled with {filled}"
-        return write_before_after(run.edited(edit, num_samples, seed, image, inversion), output, what, layout)
+        return write_edited(run, edit, num_samples, seed, image, inversion, output, what, layout)
 
     @documents_shared_options
     def rewrite(
@@ -115,4 +115,4 @@ class EditCommands:
         """
         run = fitted_run(model, datamodule, ckpt_path, weights_only)
         edit = concept_rewrite(run.model, source, target, alpha)
-        return write_before_after(run.edited(edit, num_samples, seed, image, inversion), output, f"appearance {source} -> {target}", layout)
+        return write_edited(run, edit, num_samples, seed, image, inversion, output, f"appearance {source} -> {target}", layout)

@@ -14,7 +14,8 @@ from torch import Tensor
 from panda_lightning.datamodules import GeneratorActivations
 from panda_lightning.fitting.module import PandA
 from panda_lightning.images import save_png
-from panda_lightning.pictures import BeforeAfter
+from panda_lightning.generators.frozen import Edit
+from panda_lightning.pictures import check_layout
 from panda_lightning.run import Run, load_fitted
 
 # The options every subcommand on a checkpoint takes, with their help (jsonargparse reads a
@@ -49,10 +50,15 @@ def fitted_run(model: PandA, datamodule: GeneratorActivations, ckpt_path: str, w
     return Run(load_fitted(ckpt_path, datamodule.generator, weights_only, type(model)), datamodule)
 
 
-def write_before_after(shown: BeforeAfter, output: str, what: str, layout: str) -> Path:
-    """An edit's picture in ``layout``, written to ``output``: each edited image alone (numbered
-    when several) or original | edited | difference rows; for a photo, the generator's edited
-    image of its box beside it (``<output>.generator.png``)."""
+def write_edited(
+    run: Run, edit: Edit, num_samples: int, seed: int, image: str | None, inversion: str | None, output: str, what: str,
+    layout: str,
+) -> Path:
+    """An edit command's picture (:meth:`Run.edited`) in ``layout``, written to ``output``: each
+    edited image alone (numbered when several) or original | edited | difference rows; for a photo,
+    the generator's edited image of its box beside it (``<output>.generator.png``)."""
+    check_layout(layout)  # (before the generator runs)
+    shown = run.edited(edit, num_samples, seed, image, inversion)
     picture = shown.picture(layout)
     rank_zero_info(f"{what}: mean absolute change per pixel {shown.change:.4f}")
     if shown.generated is not None:
